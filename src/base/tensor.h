@@ -1,0 +1,27 @@
+/* A view of tensor data that some other object owns (a mapped file, a backend buffer). Shapes
+ * follow GGML's order: ne[0] is the innermost (contiguous) dimension, so a weight of
+ * out_features x in_features has ne[0] = in, ne[1] = out, and each of its ne[1] rows holds
+ * dtype_row_bytes(type, ne[0]) bytes. */
+#ifndef SGLC_BASE_TENSOR_H
+#define SGLC_BASE_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/dtype.h"
+
+#define TENSOR_MAX_DIMS 4
+
+typedef struct {
+    dtype_t type;
+    int n_dims;
+    int64_t ne[TENSOR_MAX_DIMS]; /* unused dims are 1 */
+    const void *data;
+    size_t nbytes;
+} tensor_view;
+
+static inline int64_t tensor_nelems(const tensor_view *t) {
+    return t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+}
+
+#endif
