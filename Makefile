@@ -20,8 +20,10 @@ deps:
 model:
 	@scripts/fetch_model.sh >/dev/null
 
-# Everything CI runs: install, build, fetch the model, unit tests, end-to-end tests, fuzzing.
-test: deps build model unit e2e fuzz
+# Everything CI runs: install, build, fetch the model, unit tests, fuzzing, end-to-end tests,
+# each phase timed (scripts/test_all.sh).
+test:
+	@scripts/test_all.sh
 
 unit: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -15,6 +15,10 @@ static const subcommand subcommands[] = {
     {"generate", cli_generate, "run a model on a prompt and print the continuation"},
     {"bench_one_batch", cli_bench_one_batch, "time prefill and decode of one static batch"},
     /* more subcommands: keep one line each, alphabetical after the two above */
+    {"apply_chat_template", cli_apply_chat_template, "print the prompt a chat template makes of messages"},
+    {"check_system", cli_check_system, "check host settings for serving (governor, NUMA, swap)"},
+    {"detokenize", cli_detokenize, "print the text of a list of token ids"},
+    {"tokenize", cli_tokenize, "print the token ids of a text as JSON"},
 };
 
 static void usage(FILE *out) {

@@ -80,4 +80,15 @@ size_t gguf_n_tensors(const gguf_file *g);
 const gguf_tensor *gguf_tensor_at(const gguf_file *g, size_t i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name);
 
+/* Additions beyond the first contract. */
+uint32_t gguf_alignment(const gguf_file *g);  /* general.alignment, 32 when absent */
+size_t gguf_data_offset(const gguf_file *g); /* file offset of the tensor data section */
+const char *gguf_type_name(gguf_type t);     /* "uint32", "string"...; "?" when unknown */
+/* Element i of an array of strings: O(1) for a top-level kv (its arr_strs index), a walk for an
+ * array returned by gguf_arr_sub. False when out of range or not an array of strings. */
+bool gguf_arr_str(const gguf_file *g, const gguf_kv *kv, uint64_t i, gguf_str *out);
+/* Element i of an array of arrays, as a key-less kv (arr_type, arr_n, data; arr_strs NULL:
+ * read its strings with gguf_arr_str). Walks the elements before i. */
+bool gguf_arr_sub(const gguf_file *g, const gguf_kv *kv, uint64_t i, gguf_kv *out);
+
 #endif

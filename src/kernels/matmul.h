@@ -36,4 +36,38 @@ void kern_quantize_w8a8_row(const float *w, int64_t n, int8_t *q, float *scale);
  * dequantized weight (kernels/quant.h). */
 void kern_matmul_ref(const tensor_view *W, const float *X, int64_t T, float *Y);
 
+/* ---- Internal to kernels/: the interface between the driver (matmul.c) and the per-ISA
+ * micro-kernels (x86/matmul_avx2.c, x86/matmul_avx512.c, arm/matmul_neon.c). The driver
+ * quantizes X once, splits output rows between threads and calls a path's `rows` function on
+ * blocks of rows x tokens; every path computes each Y[t][o] with one fixed sequence of
+ * operations, whatever block it falls in. */
+typedef struct {
+    dtype_t type;          /* weight type; DT_I8 for w8a8 */
+    const uint8_t *w;      /* weight row o starts at w + o * w_stride */
+    size_t w_stride;
+    const float *w_scale;  /* w8a8: per-row scales */
+    int64_t n_in;          /* K */
+    const void *x;         /* token t starts at (const char *)x + t * x_stride: float rows for
+                              F32/F16/BF16, quant_act rows for legacy types, int8 for w8a8 */
+    size_t x_stride;
+    const float *x_scale;  /* w8a8: per-token scales */
+    float *y;              /* Y[t][o] = y[t * ldy + o] */
+    int64_t ldy;
+} kern_mm_args;
+
+typedef void (*kern_mm_rows_fn)(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
+                                int64_t t1);
+typedef void (*kern_mm_act_fn)(const float *x, void *row, int64_t n);
+
+void kern_mm_rows_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+#if defined(__x86_64__)
+void kern_mm_rows_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+void kern_mm_act_avx2(const float *x, void *row, int64_t n);
+void kern_mm_rows_avx512(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
+                         int64_t t1);
+#endif
+#if defined(__aarch64__)
+void kern_mm_rows_neon(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+#endif
+
 #endif
