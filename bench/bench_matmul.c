@@ -72,6 +72,9 @@ int main(int argc, char **argv) {
     static const int64_t shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}, {49152, 576}};
     static const int64_t Ts[] = {1, 16, 512};
     backend *be = backend_create_cpu(threads);
+    /* let the pool's helpers start before the first job (base/threadpool.c start-up race) */
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
     for (int level = cpu_get()->best; level >= ISA_SCALAR; level--) {
         if (level == ISA_NEON && cpu_get()->best != ISA_NEON) continue;
         if (isas && !strstr(isas, cpu_isa_name((isa_level)level))) continue;

@@ -71,7 +71,8 @@ for name in "${targets[@]}"; do
     if [ $rc -eq 0 ]; then
         printf '%-24s ok      %8s runs  cov %-6s %4ss\n' "$name" "${runs:-?}" "${cov:-?}" "$took"
     else
-        what=$(grep -oE 'ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer): [a-zA-Z -]+' "$log" | head -1)
+        what=$(grep -oE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer): [a-zA-Z -]+' "$log" | head -1)
+        [ -n "$what" ] || what=$(grep -oE 'SUMMARY: [A-Za-z]+: [a-zA-Z -]+' "$log" | head -1)
         art=$(grep -oE "Test unit written to [^ ]+" "$log" | tail -1 | sed 's/Test unit written to //')
         printf '%-24s FAILED  %s  input: %s  log: %s\n' "$name" "${what:-exit $rc}" "${art:-?}" "$log"
         failed=1

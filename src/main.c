@@ -14,6 +14,7 @@ typedef struct {
 static const subcommand subcommands[] = {
     {"generate", cli_generate, "run a model on a prompt and print the continuation"},
     {"bench_one_batch", cli_bench_one_batch, "time prefill and decode of one static batch"},
+    {"bench_offline_throughput", cli_bench_offline_throughput, "time a workload through the batching engine"},
     /* more subcommands: keep one line each, alphabetical after the two above */
     {"apply_chat_template", cli_apply_chat_template, "print the prompt a chat template makes of messages"},
     {"check_system", cli_check_system, "check host settings for serving (governor, NUMA, swap)"},

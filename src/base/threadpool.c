@@ -5,6 +5,7 @@
 #include "base/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -42,12 +43,15 @@ static void *worker_main(void *p) {
     worker_arg arg = *(worker_arg *)p;
     free(p);
     threadpool *tp = arg.tp;
-    unsigned seen = atomic_load(&tp->generation);
+    /* Jobs are counted from 0 at creation; reading the counter here instead would miss a job
+     * (or the stop) published before this thread first ran. */
+    unsigned seen = 0;
     for (;;) {
         int spins = 0;
         while (atomic_load_explicit(&tp->generation, memory_order_acquire) == seen) {
             if (++spins < SPIN_ITERATIONS) {
-                cpu_relax();
+                if (spins % 1024 == 0) sched_yield(); /* let a descheduled peer run */
+                else cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&tp->mutex);
@@ -113,5 +117,11 @@ void tp_run(threadpool *tp, tp_task_fn fn, void *ctx) {
         pthread_mutex_unlock(&tp->mutex);
     }
     fn(ctx, 0, tp->n);
-    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) cpu_relax();
+    /* Spin while the helpers are likely running; when the machine is oversubscribed (several
+     * servers on two cores) a helper may be waiting for this very core, so yield it. */
+    int spins = 0;
+    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) {
+        if (++spins < 4000) cpu_relax();
+        else sched_yield();
+    }
 }

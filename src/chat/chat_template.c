@@ -59,7 +59,8 @@ static chat_status continue_final(const json_t *messages, char *prompt, size_t *
         text = json_string_value(content);
         tlen = json_string_length(content);
     } else {
-        set_err(err, err_len, "%s", "continue_final_message is set but the final message has no content");
+        set_err(err, err_len, "%s",
+                "continue_final_message is set but the final message has no content");
         return CHAT_ERR_INPUT;
     }
     size_t a = ws_prefix(text, tlen), b = ws_suffix_start(text, tlen);
@@ -86,7 +87,7 @@ static chat_status continue_final(const json_t *messages, char *prompt, size_t *
     /* Python: rendered[loc:loc + len(msg.lstrip())] == msg holds only when msg has no leading
      * whitespace and the template copied it whole (trailing whitespace included) */
     size_t cut = (a == 0 && loc + tlen <= *len && !memcmp(prompt + loc, text, tlen)) ? loc + tlen
-                                                                                      : loc + slen;
+                                                                                     : loc + slen;
     prompt[cut] = 0;
     *len = cut;
     return CHAT_OK;
@@ -123,7 +124,8 @@ chat_status chat_template_render(const char *template_source, const chat_render_
     /* transformers passes messages, tools, documents, add_generation_prompt, then the special
      * tokens, then the caller's kwargs (which override) */
     json_object_set(vars, "messages", (json_t *)args->messages);
-    json_object_set_new(vars, "tools", args->tools ? json_incref((json_t *)args->tools) : json_null());
+    json_object_set_new(vars, "tools",
+                        args->tools ? json_incref((json_t *)args->tools) : json_null());
     json_object_set_new(vars, "documents",
                         args->documents ? json_incref((json_t *)args->documents) : json_null());
     json_object_set_new(vars, "add_generation_prompt", json_boolean(args->add_generation_prompt));

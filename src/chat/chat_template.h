@@ -24,12 +24,12 @@ typedef enum {
 } chat_status;
 
 typedef struct {
-    const json_t *messages;     /* array of message objects (required) */
-    const json_t *tools;        /* array or NULL (the template then sees tools = none) */
-    const json_t *documents;    /* array or NULL */
+    const json_t *messages;  /* array of message objects (required) */
+    const json_t *tools;     /* array or NULL (the template then sees tools = none) */
+    const json_t *documents; /* array or NULL */
     bool add_generation_prompt;
     bool continue_final_message; /* exclusive with add_generation_prompt */
-    const char *bos_token;      /* NULL: not defined for the template */
+    const char *bos_token;       /* NULL: not defined for the template */
     const char *eos_token;
     const json_t *extra_kwargs; /* object or NULL: more template variables */
 } chat_render_args;

@@ -85,8 +85,10 @@ static jv call_macro(jrender *r, jfunc *fn, const jargs *a) {
     jv varargs = jv_newlist(r->c, 0, true);
     jv kwargs = jv_newdict(r->c);
     for (size_t i = 0; i < a->npos; i++) {
-        if (i < np) frame_set(r, f, m->items.v[i]->name, a->pos[i]);
-        else jlist_push(r->c, varargs.u.list, a->pos[i]);
+        if (i < np)
+            frame_set(r, f, m->items.v[i]->name, a->pos[i]);
+        else
+            jlist_push(r->c, varargs.u.list, a->pos[i]);
     }
     for (size_t k = 0; k < a->nkw; k++) {
         bool bound = false;
@@ -116,7 +118,8 @@ static jv call_macro(jrender *r, jfunc *fn, const jargs *a) {
 
 jv jr_call(jrender *r, jv fn, const jargs *a) {
     if (fn.k == JV_UNDEF) fail_undef(r, fn);
-    if (fn.k != JV_FUNC) jfail(r->c, JINJA_ERR_RENDER, "'%s' object is not callable", jv_typename(fn));
+    if (fn.k != JV_FUNC)
+        jfail(r->c, JINJA_ERR_RENDER, "'%s' object is not callable", jv_typename(fn));
     if (fn.u.fn->builtin) return fn.u.fn->builtin(r, fn.u.fn->self, a);
     return call_macro(r, fn.u.fn, a);
 }
@@ -152,7 +155,8 @@ static jv repeat(jrender *r, jv seq, int64_t times) {
         return jv_str(b.p ? b.p : "", b.n);
     }
     jlist *l = seq.u.list;
-    if (l->n && (uint64_t)times > 1000000 / l->n) jfail(r->c, JINJA_ERR_RENDER, "list repetition too large");
+    if (l->n && (uint64_t)times > 1000000 / l->n)
+        jfail(r->c, JINJA_ERR_RENDER, "list repetition too large");
     jv out = jv_newlist(r->c, l->n * (size_t)times, l->tuple);
     for (int64_t i = 0; i < times; i++)
         for (size_t k = 0; k < l->n; k++) jlist_push(r->c, out.u.list, l->v[k]);
@@ -173,10 +177,17 @@ static jv binop(jrender *r, const char *op, jv a, jv b) {
         }
         if (nums) return jv_float(jv_num(a) + jv_num(b));
         if (a.k == JV_STR && b.k == JV_STR) {
+            bool safe = a.safe || b.safe; /* Markup + str escapes the str */
+            if (safe) {
+                a = jv_html_escape(r->c, a);
+                b = jv_html_escape(r->c, b);
+            }
             jbuf s = {0};
             jbuf_put(r->c, &s, a.u.s.s, a.u.s.n);
             jbuf_put(r->c, &s, b.u.s.s, b.u.s.n);
-            return jv_str(s.p ? s.p : "", s.n);
+            jv res = jv_str(s.p ? s.p : "", s.n);
+            res.safe = safe;
+            return res;
         }
         if (a.k == JV_LIST && b.k == JV_LIST && a.u.list->tuple == b.u.list->tuple) {
             jv l = jv_newlist(r->c, a.u.list->n + b.u.list->n, a.u.list->tuple);
@@ -197,7 +208,8 @@ static jv binop(jrender *r, const char *op, jv a, jv b) {
             if (ints && y >= 0) {
                 int64_t res = 1;
                 for (int64_t i = 0; i < y; i++) {
-                    if (__builtin_mul_overflow(res, x, &res)) jfail(r->c, JINJA_ERR_RENDER, "integer overflow");
+                    if (__builtin_mul_overflow(res, x, &res))
+                        jfail(r->c, JINJA_ERR_RENDER, "integer overflow");
                     if (res == 0 || res == 1) break;
                 }
                 if (x == -1) res = (y % 2) ? -1 : 1;
@@ -211,8 +223,10 @@ static jv binop(jrender *r, const char *op, jv a, jv b) {
             return int_result(r, o, &z);
         }
         if (nums) return jv_float(jv_num(a) * jv_num(b));
-        if ((a.k == JV_STR || a.k == JV_LIST) && (b.k == JV_INT || b.k == JV_BOOL)) return repeat(r, a, y);
-        if ((b.k == JV_STR || b.k == JV_LIST) && (a.k == JV_INT || a.k == JV_BOOL)) return repeat(r, b, x);
+        if ((a.k == JV_STR || a.k == JV_LIST) && (b.k == JV_INT || b.k == JV_BOOL))
+            return repeat(r, a, y);
+        if ((b.k == JV_STR || b.k == JV_LIST) && (a.k == JV_INT || a.k == JV_BOOL))
+            return repeat(r, b, x);
         break;
     case '/':
         if (!nums) break;
@@ -341,14 +355,16 @@ static jv eval(jrender *r, const jnode *n, jframe *f) {
     case N_LIST:
     case N_TUPLE: {
         jv l = jv_newlist(r->c, n->items.n, n->k == N_TUPLE);
-        for (size_t i = 0; i < n->items.n; i++) jlist_push(r->c, l.u.list, eval(r, n->items.v[i], f));
+        for (size_t i = 0; i < n->items.n; i++)
+            jlist_push(r->c, l.u.list, eval(r, n->items.v[i], f));
         return l;
     }
     case N_DICT: {
         jv d = jv_newdict(r->c);
         for (size_t i = 0; i + 1 < n->items.n; i += 2) {
             jv k = eval(r, n->items.v[i], f);
-            if (k.k == JV_LIST && !k.u.list->tuple) jfail(r->c, JINJA_ERR_RENDER, "unhashable type: 'list'");
+            if (k.k == JV_LIST && !k.u.list->tuple)
+                jfail(r->c, JINJA_ERR_RENDER, "unhashable type: 'list'");
             if (k.k == JV_DICT) jfail(r->c, JINJA_ERR_RENDER, "unhashable type: 'dict'");
             jdict_set(r->c, d.u.dict, k, eval(r, n->items.v[i + 1], f));
         }
@@ -406,8 +422,8 @@ static jv eval(jrender *r, const jnode *n, jframe *f) {
             if (n->k == N_NEG && x == INT64_MIN) jfail(r->c, JINJA_ERR_RENDER, "integer overflow");
             return jv_int(n->k == N_NEG ? -x : x);
         }
-        jfail(r->c, JINJA_ERR_RENDER, "bad operand type for unary %s: '%s'", n->k == N_NEG ? "-" : "+",
-              jv_typename(v));
+        jfail(r->c, JINJA_ERR_RENDER, "bad operand type for unary %s: '%s'",
+              n->k == N_NEG ? "-" : "+", jv_typename(v));
     }
     case N_BINOP: return binop(r, n->name, eval(r, n->a, f), eval(r, n->b, f));
     case N_AND: {
@@ -435,7 +451,8 @@ static jv eval(jrender *r, const jnode *n, jframe *f) {
     case N_CONDEXPR:
         if (jv_truthy(eval(r, n->a, f))) return eval(r, n->b, f);
         if (n->c) return eval(r, n->c, f);
-        return jv_undef("the inline if-expression evaluated to false and no else section was defined.");
+        return jv_undef(
+            "the inline if-expression evaluated to false and no else section was defined.");
     default: jfail(r->c, JINJA_ERR_RENDER, "line %d: not an expression", n->line);
     }
 }
@@ -449,8 +466,8 @@ static void assign(jrender *r, const jnode *target, jv v, jframe *f) {
     if (target->k == N_GETATTR) {
         jv ns = lookup(r, f, target->a->name);
         if (ns.k != JV_NS)
-            jfail(r->c, JINJA_ERR_RENDER, "line %d: Can not assign attribute on non-namespace object",
-                  target->line);
+            jfail(r->c, JINJA_ERR_RENDER,
+                  "line %d: Can not assign attribute on non-namespace object", target->line);
         jdict_set(r->c, ns.u.dict, jv_cstr(target->name), v);
         return;
     }
@@ -580,7 +597,8 @@ static int exec(jrender *r, const jnode *n, jframe *f, jbuf *out) {
     }
     case N_WITH: {
         jframe *wf = new_frame(r, f);
-        for (size_t i = 0; i < n->kwnames.n; i++) assign(r, n->kwnames.v[i], eval(r, n->kwvals.v[i], f), wf);
+        for (size_t i = 0; i < n->kwnames.n; i++)
+            assign(r, n->kwnames.v[i], eval(r, n->kwvals.v[i], f), wf);
         return exec(r, n->b, wf, out);
     }
     case N_BREAK: return FLOW_BREAK;

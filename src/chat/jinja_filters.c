@@ -18,7 +18,8 @@ static int64_t to_int64(jrender *r, jv v, int64_t dflt) {
     if (v.k == JV_INT) return v.u.i;
     if (v.k == JV_BOOL) return v.u.b;
     if (v.k == JV_UNDEF || v.k == JV_NONE) return dflt;
-    jfail(r->c, JINJA_ERR_RENDER, "'%s' object cannot be interpreted as an integer", jv_typename(v));
+    jfail(r->c, JINJA_ERR_RENDER, "'%s' object cannot be interpreted as an integer",
+          jv_typename(v));
 }
 
 /* jinja2's make_attrgetter: "a.b.0" walks items with getitem (digit parts as ints). */
@@ -33,8 +34,10 @@ static jv attr_path(jrender *r, jv item, jv attr) {
         bool digits = pl > 0;
         for (size_t k = 0; k < pl; k++)
             if (part[k] < '0' || part[k] > '9') digits = false;
-        jv key = digits ? jv_int(strtoll(jstrndup(r->c, part, pl), NULL, 10)) : jv_strdup(r->c, part, pl);
-        if (item.k == JV_UNDEF) jfail(r->c, JINJA_ERR_RENDER, "%s", item.u.undef_why ? item.u.undef_why : "undefined");
+        jv key = digits ? jv_int(strtoll(jstrndup(r->c, part, pl), NULL, 10))
+                        : jv_strdup(r->c, part, pl);
+        if (item.k == JV_UNDEF)
+            jfail(r->c, JINJA_ERR_RENDER, "%s", item.u.undef_why ? item.u.undef_why : "undefined");
         item = jinja_getitem(r, item, key);
         st = i + 1;
     }
@@ -77,22 +80,34 @@ static jv sorted(jrender *r, jlist *items, keyed *ks, bool reverse) {
 /* ---- tests ---- */
 bool jinja_test(jrender *r, const char *name, jv v, const jargs *a, bool *out) {
     jv a0 = jarg(a, 0, NULL, jv_undef(NULL));
-    if (!strcmp(name, "defined")) *out = v.k != JV_UNDEF;
-    else if (!strcmp(name, "undefined")) *out = v.k == JV_UNDEF;
-    else if (!strcmp(name, "none")) *out = v.k == JV_NONE;
-    else if (!strcmp(name, "boolean")) *out = v.k == JV_BOOL;
-    else if (!strcmp(name, "true")) *out = v.k == JV_BOOL && v.u.b;
-    else if (!strcmp(name, "false")) *out = v.k == JV_BOOL && !v.u.b;
-    else if (!strcmp(name, "integer")) *out = v.k == JV_INT;
-    else if (!strcmp(name, "float")) *out = v.k == JV_FLOAT;
-    else if (!strcmp(name, "number")) *out = jv_is_number(v);
-    else if (!strcmp(name, "string")) *out = v.k == JV_STR;
-    else if (!strcmp(name, "mapping")) *out = v.k == JV_DICT;
+    if (!strcmp(name, "defined"))
+        *out = v.k != JV_UNDEF;
+    else if (!strcmp(name, "undefined"))
+        *out = v.k == JV_UNDEF;
+    else if (!strcmp(name, "none"))
+        *out = v.k == JV_NONE;
+    else if (!strcmp(name, "boolean"))
+        *out = v.k == JV_BOOL;
+    else if (!strcmp(name, "true"))
+        *out = v.k == JV_BOOL && v.u.b;
+    else if (!strcmp(name, "false"))
+        *out = v.k == JV_BOOL && !v.u.b;
+    else if (!strcmp(name, "integer"))
+        *out = v.k == JV_INT;
+    else if (!strcmp(name, "float"))
+        *out = v.k == JV_FLOAT;
+    else if (!strcmp(name, "number"))
+        *out = jv_is_number(v);
+    else if (!strcmp(name, "string"))
+        *out = v.k == JV_STR;
+    else if (!strcmp(name, "mapping"))
+        *out = v.k == JV_DICT;
     else if (!strcmp(name, "iterable"))
         *out = v.k == JV_STR || v.k == JV_LIST || v.k == JV_DICT || v.k == JV_UNDEF;
     else if (!strcmp(name, "sequence"))
         *out = v.k == JV_STR || v.k == JV_LIST || v.k == JV_DICT || v.k == JV_UNDEF;
-    else if (!strcmp(name, "callable")) *out = v.k == JV_FUNC;
+    else if (!strcmp(name, "callable"))
+        *out = v.k == JV_FUNC;
     else if (!strcmp(name, "sameas")) {
         *out = v.k == a0.k && (v.k == JV_NONE || (v.k == JV_BOOL && v.u.b == a0.u.b) ||
                                (v.k != JV_BOOL && v.k != JV_NONE && jv_equal(v, a0) &&
@@ -100,7 +115,8 @@ bool jinja_test(jrender *r, const char *name, jv v, const jargs *a, bool *out) {
                                 (v.k != JV_LIST || v.u.list == a0.u.list) &&
                                 (v.k != JV_DICT || v.u.dict == a0.u.dict)));
     } else if (!strcmp(name, "even") || !strcmp(name, "odd")) {
-        if (v.k == JV_UNDEF) jfail(r->c, JINJA_ERR_RENDER, "%s", v.u.undef_why ? v.u.undef_why : "undefined");
+        if (v.k == JV_UNDEF)
+            jfail(r->c, JINJA_ERR_RENDER, "%s", v.u.undef_why ? v.u.undef_why : "undefined");
         int64_t x = to_int64(r, v, 0);
         *out = (x % 2 == 0) == (name[0] == 'e');
     } else if (!strcmp(name, "divisibleby")) {
@@ -109,13 +125,16 @@ bool jinja_test(jrender *r, const char *name, jv v, const jargs *a, bool *out) {
         *out = to_int64(r, v, 0) % d == 0;
     } else if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "=="))
         *out = jv_equal(v, a0);
-    else if (!strcmp(name, "ne") || !strcmp(name, "!=")) *out = !jv_equal(v, a0);
+    else if (!strcmp(name, "ne") || !strcmp(name, "!="))
+        *out = !jv_equal(v, a0);
     else if (!strcmp(name, "lt") || !strcmp(name, "lessthan") || !strcmp(name, "<"))
         *out = jv_compare(r->c, v, a0) < 0;
-    else if (!strcmp(name, "le") || !strcmp(name, "<=")) *out = jv_compare(r->c, v, a0) <= 0;
+    else if (!strcmp(name, "le") || !strcmp(name, "<="))
+        *out = jv_compare(r->c, v, a0) <= 0;
     else if (!strcmp(name, "gt") || !strcmp(name, "greaterthan") || !strcmp(name, ">"))
         *out = jv_compare(r->c, v, a0) > 0;
-    else if (!strcmp(name, "ge") || !strcmp(name, ">=")) *out = jv_compare(r->c, v, a0) >= 0;
+    else if (!strcmp(name, "ge") || !strcmp(name, ">="))
+        *out = jv_compare(r->c, v, a0) >= 0;
     else if (!strcmp(name, "in")) {
         if (a0.k == JV_STR && v.k == JV_STR)
             *out = !v.u.s.n || memmem(a0.u.s.s, a0.u.s.n, v.u.s.s, v.u.s.n) != NULL;
@@ -132,15 +151,29 @@ bool jinja_test(jrender *r, const char *name, jv v, const jargs *a, bool *out) {
         jv s = S(r, v);
         jv m = name[0] == 'l' ? jstr_lower(r, s) : jstr_upper(r, s);
         *out = jv_equal(m, s);
-    } else if (!strcmp(name, "escaped")) *out = false;
+    } else if (!strcmp(name, "escaped"))
+        *out = false;
     else if (!strcmp(name, "filter") || !strcmp(name, "test")) {
-        static const char *known_f[] = {"trim", "upper", "lower", "title", "capitalize", "length", "count", "first", "last", "join", "default", "d", "replace", "list", "string", "int", "float", "abs", "round", "tojson", "items", "dictsort", "selectattr", "rejectattr", "select", "reject", "map", "unique", "indent", "safe", "escape", "e", "wordcount", "center", "batch", "min", "max", "sum", "reverse", "sort", "attr", "format", "forceescape", NULL};
-        static const char *known_t[] = {"defined", "undefined", "none", "boolean", "true", "false", "integer", "float", "number", "string", "mapping", "iterable", "sequence", "callable", "sameas", "even", "odd", "divisibleby", "eq", "equalto", "ne", "lt", "le", "gt", "ge", "in", "lower", "upper", "escaped", "filter", "test", NULL};
+        static const char *known_f[] = {
+            "trim",        "upper",      "lower",      "title",   "capitalize", "length",  "count",
+            "first",       "last",       "join",       "default", "d",          "replace", "list",
+            "string",      "int",        "float",      "abs",     "round",      "tojson",  "items",
+            "dictsort",    "selectattr", "rejectattr", "select",  "reject",     "map",     "unique",
+            "indent",      "safe",       "escape",     "e",       "wordcount",  "center",  "batch",
+            "min",         "max",        "sum",        "reverse", "sort",       "attr",    "format",
+            "forceescape", NULL};
+        static const char *known_t[] = {
+            "defined", "undefined", "none",   "boolean",     "true",     "false",    "integer",
+            "float",   "number",    "string", "mapping",     "iterable", "sequence", "callable",
+            "sameas",  "even",      "odd",    "divisibleby", "eq",       "equalto",  "ne",
+            "lt",      "le",        "gt",     "ge",          "in",       "lower",    "upper",
+            "escaped", "filter",    "test",   NULL};
         *out = false;
         if (v.k == JV_STR)
             for (const char **k = name[0] == 'f' ? known_f : known_t; *k; k++)
                 if (strlen(*k) == v.u.s.n && !memcmp(*k, v.u.s.s, v.u.s.n)) *out = true;
-    } else return false;
+    } else
+        return false;
     return true;
 }
 
@@ -164,7 +197,8 @@ static jv f_indent(jrender *r, jv s, const jargs *a) {
     bool first = jv_truthy(jarg(a, 1, "first", jv_bool(false)));
     bool blank = jv_truthy(jarg(a, 2, "blank", jv_bool(false)));
     jbuf ind = {0};
-    if (width.k == JV_STR) jbuf_put(r->c, &ind, width.u.s.s, width.u.s.n);
+    if (width.k == JV_STR)
+        jbuf_put(r->c, &ind, width.u.s.s, width.u.s.n);
     else {
         int64_t w = to_int64(r, width, 4);
         if (w > 10000) jfail(r->c, JINJA_ERR_RENDER, "indent width too large");
@@ -192,7 +226,8 @@ static jv f_indent(jrender *r, jv s, const jargs *a) {
 static jv f_round(jrender *r, jv v, const jargs *a) {
     int64_t prec = to_int64(r, jarg(a, 0, "precision", jv_int(0)), 0);
     jv method = jarg(a, 1, "method", jv_cstr("common"));
-    if (!jv_is_number(v)) jfail(r->c, JINJA_ERR_RENDER, "type %s doesn't define __round__ method", jv_typename(v));
+    if (!jv_is_number(v))
+        jfail(r->c, JINJA_ERR_RENDER, "type %s doesn't define __round__ method", jv_typename(v));
     double x = jv_num(v);
     if (prec < 0 || prec > 300) jfail(r->c, JINJA_ERR_RENDER, "round: unsupported precision");
     if (method.k == JV_STR && method.u.s.n == 6 && !memcmp(method.u.s.s, "common", 6)) {
@@ -267,12 +302,14 @@ static jv f_int(jrender *r, jv v, const jargs *a) {
     case JV_INT: return v;
     case JV_BOOL: return jv_int(v.u.b);
     case JV_FLOAT:
-        if (!isfinite(v.u.f) || fabs(v.u.f) > 9.2e18) jfail(r->c, JINJA_ERR_RENDER, "cannot convert float to integer");
+        if (!isfinite(v.u.f) || fabs(v.u.f) > 9.2e18)
+            jfail(r->c, JINJA_ERR_RENDER, "cannot convert float to integer");
         return jv_int((int64_t)v.u.f);
     case JV_STR:
         if (parse_py_int(v.u.s.s, v.u.s.n, base, &i)) return jv_int(i);
         if (parse_py_float(v.u.s.s, v.u.s.n, &d)) {
-            if (!isfinite(d) || fabs(d) > 9.2e18) jfail(r->c, JINJA_ERR_RENDER, "cannot convert float to integer");
+            if (!isfinite(d) || fabs(d) > 9.2e18)
+                jfail(r->c, JINJA_ERR_RENDER, "cannot convert float to integer");
             return jv_int((int64_t)d);
         }
         return dflt;
@@ -297,7 +334,8 @@ static jv f_tojson(jrender *r, jv v, const jargs *a) {
     bool sort_keys = jv_truthy(jarg(a, 3, "sort_keys", jv_bool(false)));
     int ind = -1;
     const char *ind_str = NULL;
-    if (indent.k == JV_STR) ind_str = jstrndup(r->c, indent.u.s.s, indent.u.s.n);
+    if (indent.k == JV_STR)
+        ind_str = jstrndup(r->c, indent.u.s.s, indent.u.s.n);
     else if (indent.k == JV_INT || indent.k == JV_BOOL) {
         int64_t w = to_int64(r, indent, 0);
         if (w > 1000) jfail(r->c, JINJA_ERR_RENDER, "tojson: indent too large");
@@ -316,21 +354,6 @@ static jv f_tojson(jrender *r, jv v, const jargs *a) {
     return mkstr(&b);
 }
 
-static jv f_escape(jrender *r, jv v) {
-    jv s = S(r, v);
-    jbuf b = {0};
-    for (size_t i = 0; i < s.u.s.n; i++) {
-        char ch = s.u.s.s[i];
-        if (ch == '&') jbuf_puts(r->c, &b, "&amp;");
-        else if (ch == '<') jbuf_puts(r->c, &b, "&lt;");
-        else if (ch == '>') jbuf_puts(r->c, &b, "&gt;");
-        else if (ch == '"') jbuf_puts(r->c, &b, "&#34;");
-        else if (ch == '\'') jbuf_puts(r->c, &b, "&#39;");
-        else jbuf_putc(r->c, &b, ch);
-    }
-    return mkstr(&b);
-}
-
 static jv f_title(jrender *r, jv v) {
     /* jinja2: split on runs of [-\s({[<], upper the first char of each piece, lower the rest */
     jv s = S(r, v);
@@ -342,7 +365,8 @@ static jv f_title(jrender *r, jv v) {
         if (s.u.s.s[i] == 0) delim = false;
         if (!delim) {
             int32_t cp;
-            utf8proc_ssize_t k = utf8proc_iterate((const uint8_t *)s.u.s.s + i, (utf8proc_ssize_t)(s.u.s.n - i), &cp);
+            utf8proc_ssize_t k = utf8proc_iterate((const uint8_t *)s.u.s.s + i,
+                                                  (utf8proc_ssize_t)(s.u.s.n - i), &cp);
             if (k <= 0) {
                 cp = (unsigned char)s.u.s.s[i];
                 k = 1;
@@ -367,7 +391,8 @@ static jv f_wordcount(jrender *r, jv v) {
     bool in = false;
     for (size_t i = 0; i < s.u.s.n;) {
         int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate((const uint8_t *)s.u.s.s + i, (utf8proc_ssize_t)(s.u.s.n - i), &cp);
+        utf8proc_ssize_t k =
+            utf8proc_iterate((const uint8_t *)s.u.s.s + i, (utf8proc_ssize_t)(s.u.s.n - i), &cp);
         if (k <= 0) {
             cp = 0;
             k = 1;
@@ -401,6 +426,7 @@ static jv minmax(jrender *r, jv v, const jargs *a, bool want_max) {
 }
 
 static jv select_items(jrender *r, jv v, const jargs *a, bool by_attr, bool keep) {
+    if (!jv_truthy(v)) return jv_newlist(r->c, 0, false); /* jinja2: "if value:" */
     jlist *l = jv_iterate(r->c, v);
     jv out = jv_newlist(r->c, l->n, false);
     size_t test_pos = by_attr ? 1 : 0;
@@ -415,6 +441,7 @@ static jv select_items(jrender *r, jv v, const jargs *a, bool by_attr, bool keep
 }
 
 static jv f_map(jrender *r, jv v, const jargs *a) {
+    if (!jv_truthy(v)) return jv_newlist(r->c, 0, false); /* jinja2: "if value:" */
     jlist *l = jv_iterate(r->c, v);
     jv out = jv_newlist(r->c, l->n, false);
     jv attr = jarg(a, SIZE_MAX, "attribute", jv_undef(NULL));
@@ -423,13 +450,19 @@ static jv f_map(jrender *r, jv v, const jargs *a) {
         jv x;
         if (attr.k != JV_UNDEF) {
             x = attr_path(r, l->v[i], attr);
-            if (x.k == JV_UNDEF && jarg_has(a, SIZE_MAX, "default")) x = jarg(a, SIZE_MAX, "default", x);
+            if (x.k == JV_UNDEF && jarg_has(a, SIZE_MAX, "default"))
+                x = jarg(a, SIZE_MAX, "default", x);
         } else {
             if (!a->npos) jfail(r->c, JINJA_ERR_RENDER, "map requires a filter argument");
             jv fname = S(r, a->pos[0]);
-            jargs fa = {.pos = a->pos + 1, .npos = a->npos - 1, .kwn = a->kwn, .kwv = a->kwv, .nkw = a->nkw};
+            jargs fa = {.pos = a->pos + 1,
+                        .npos = a->npos - 1,
+                        .kwn = a->kwn,
+                        .kwv = a->kwv,
+                        .nkw = a->nkw};
             if (!jinja_filter(r, jstrndup(r->c, fname.u.s.s, fname.u.s.n), l->v[i], &fa, &x))
-                jfail(r->c, JINJA_ERR_RENDER, "No filter named '%.*s'.", (int)fname.u.s.n, fname.u.s.s);
+                jfail(r->c, JINJA_ERR_RENDER, "No filter named '%.*s'.", (int)fname.u.s.n,
+                      fname.u.s.s);
         }
         jlist_push(r->c, out.u.list, x);
     }
@@ -455,7 +488,8 @@ static jv f_dictsort(jrender *r, jv v, const jargs *a) {
     bool reverse = jv_truthy(jarg(a, 2, "reverse", jv_bool(false)));
     if (v.k != JV_DICT) jfail(r->c, JINJA_ERR_RENDER, "dictsort expects a mapping");
     int pos = 0;
-    if (by.k == JV_STR && by.u.s.n == 5 && !memcmp(by.u.s.s, "value", 5)) pos = 1;
+    if (by.k == JV_STR && by.u.s.n == 5 && !memcmp(by.u.s.s, "value", 5))
+        pos = 1;
     else if (!(by.k == JV_STR && by.u.s.n == 3 && !memcmp(by.u.s.s, "key", 3)))
         jfail(r->c, JINJA_ERR_RENDER, "You can only sort by either \"key\" or \"value\"");
     jdict *d = v.u.dict;
@@ -508,10 +542,12 @@ static jv f_sum(jrender *r, jv v, const jargs *a) {
     for (size_t i = 0; i < l->n; i++) {
         jv x = attr.k != JV_UNDEF ? attr_path(r, l->v[i], attr) : l->v[i];
         if (!jv_is_number(x) || !jv_is_number(acc))
-            jfail(r->c, JINJA_ERR_RENDER, "unsupported operand type(s) for +: '%s' and '%s'", jv_typename(acc), jv_typename(x));
+            jfail(r->c, JINJA_ERR_RENDER, "unsupported operand type(s) for +: '%s' and '%s'",
+                  jv_typename(acc), jv_typename(x));
         if (acc.k != JV_FLOAT && x.k != JV_FLOAT) {
             int64_t s;
-            if (__builtin_add_overflow(acc.k == JV_BOOL ? acc.u.b : acc.u.i, x.k == JV_BOOL ? x.u.b : x.u.i, &s))
+            if (__builtin_add_overflow(acc.k == JV_BOOL ? acc.u.b : acc.u.i,
+                                       x.k == JV_BOOL ? x.u.b : x.u.i, &s))
                 jfail(r->c, JINJA_ERR_RENDER, "integer overflow");
             acc = jv_int(s);
         } else {
@@ -559,19 +595,26 @@ static size_t str_len_of(jrender *r, jv v) {
 bool jinja_filter(jrender *r, const char *name, jv v, const jargs *a, jv *out) {
     jr_step(r);
     const char *n = name;
-    if (!strcmp(n, "trim")) *out = jstr_strip(r, S(r, v), jarg(a, 0, "chars", jv_none()), 3);
-    else if (!strcmp(n, "upper")) *out = jstr_upper(r, S(r, v));
-    else if (!strcmp(n, "lower")) *out = jstr_lower(r, S(r, v));
-    else if (!strcmp(n, "capitalize")) *out = jstr_capitalize(r, S(r, v));
-    else if (!strcmp(n, "title")) *out = f_title(r, v);
-    else if (!strcmp(n, "length") || !strcmp(n, "count")) *out = jv_int((int64_t)str_len_of(r, v));
+    if (!strcmp(n, "trim"))
+        *out = jstr_strip(r, S(r, v), jarg(a, 0, "chars", jv_none()), 3);
+    else if (!strcmp(n, "upper"))
+        *out = jstr_upper(r, S(r, v));
+    else if (!strcmp(n, "lower"))
+        *out = jstr_lower(r, S(r, v));
+    else if (!strcmp(n, "capitalize"))
+        *out = jstr_capitalize(r, S(r, v));
+    else if (!strcmp(n, "title"))
+        *out = f_title(r, v);
+    else if (!strcmp(n, "length") || !strcmp(n, "count"))
+        *out = jv_int((int64_t)str_len_of(r, v));
     else if (!strcmp(n, "first")) {
         jlist *l = jv_iterate(r->c, v);
         *out = l->n ? l->v[0] : jv_undef("No first item, sequence was empty.");
     } else if (!strcmp(n, "last")) {
         jlist *l = jv_iterate(r->c, v);
         *out = l->n ? l->v[l->n - 1] : jv_undef("No last item, sequence was empty.");
-    } else if (!strcmp(n, "join")) *out = f_join(r, v, a);
+    } else if (!strcmp(n, "join"))
+        *out = f_join(r, v, a);
     else if (!strcmp(n, "default") || !strcmp(n, "d")) {
         bool boolean = jv_truthy(jarg(a, 1, "boolean", jv_bool(false)));
         bool use = v.k == JV_UNDEF || (boolean && !jv_truthy(v));
@@ -586,43 +629,69 @@ bool jinja_filter(jrender *r, const char *name, jv v, const jargs *a, jv *out) {
         jv c = jv_newlist(r->c, l->n, false);
         for (size_t i = 0; i < l->n; i++) jlist_push(r->c, c.u.list, l->v[i]);
         *out = c;
-    } else if (!strcmp(n, "string") || !strcmp(n, "safe")) *out = S(r, v);
-    else if (!strcmp(n, "int")) *out = f_int(r, v, a);
-    else if (!strcmp(n, "float")) *out = f_float(r, v, a);
+    } else if (!strcmp(n, "string")) {
+        *out = S(r, v);
+    } else if (!strcmp(n, "safe")) {
+        *out = S(r, v);
+        out->safe = true;
+    } else if (!strcmp(n, "int"))
+        *out = f_int(r, v, a);
+    else if (!strcmp(n, "float"))
+        *out = f_float(r, v, a);
     else if (!strcmp(n, "abs")) {
-        if (v.k == JV_FLOAT) *out = jv_float(fabs(v.u.f));
+        if (v.k == JV_FLOAT)
+            *out = jv_float(fabs(v.u.f));
         else if (v.k == JV_INT || v.k == JV_BOOL) {
             int64_t x = v.k == JV_BOOL ? v.u.b : v.u.i;
             if (x == INT64_MIN) jfail(r->c, JINJA_ERR_RENDER, "integer overflow");
             *out = jv_int(x < 0 ? -x : x);
-        } else jfail(r->c, JINJA_ERR_RENDER, "bad operand type for abs(): '%s'", jv_typename(v));
-    } else if (!strcmp(n, "round")) *out = f_round(r, v, a);
-    else if (!strcmp(n, "tojson")) *out = f_tojson(r, v, a);
+        } else
+            jfail(r->c, JINJA_ERR_RENDER, "bad operand type for abs(): '%s'", jv_typename(v));
+    } else if (!strcmp(n, "round"))
+        *out = f_round(r, v, a);
+    else if (!strcmp(n, "tojson"))
+        *out = f_tojson(r, v, a);
     else if (!strcmp(n, "items")) {
-        if (v.k == JV_UNDEF) *out = jv_newlist(r->c, 0, false);
-        else if (v.k != JV_DICT) jfail(r->c, JINJA_ERR_RENDER, "Can only get item pairs from a mapping.");
+        if (v.k == JV_UNDEF)
+            *out = jv_newlist(r->c, 0, false);
+        else if (v.k != JV_DICT)
+            jfail(r->c, JINJA_ERR_RENDER, "Can only get item pairs from a mapping.");
         else {
             jargs none = {0};
             jv m = jinja_getattr(r, v, "items");
             *out = jv_generator(jr_call(r, m, &none));
         }
-    } else if (!strcmp(n, "dictsort")) *out = f_dictsort(r, v, a);
-    else if (!strcmp(n, "selectattr")) *out = jv_generator(select_items(r, v, a, true, true));
-    else if (!strcmp(n, "rejectattr")) *out = jv_generator(select_items(r, v, a, true, false));
-    else if (!strcmp(n, "select")) *out = jv_generator(select_items(r, v, a, false, true));
-    else if (!strcmp(n, "reject")) *out = jv_generator(select_items(r, v, a, false, false));
-    else if (!strcmp(n, "map")) *out = jv_generator(f_map(r, v, a));
-    else if (!strcmp(n, "unique")) *out = jv_generator(f_unique(r, v, a));
-    else if (!strcmp(n, "indent")) *out = f_indent(r, v, a);
-    else if (!strcmp(n, "escape") || !strcmp(n, "e") || !strcmp(n, "forceescape")) *out = f_escape(r, v);
-    else if (!strcmp(n, "wordcount")) *out = f_wordcount(r, v);
+    } else if (!strcmp(n, "dictsort"))
+        *out = f_dictsort(r, v, a);
+    else if (!strcmp(n, "selectattr"))
+        *out = jv_generator(select_items(r, v, a, true, true));
+    else if (!strcmp(n, "rejectattr"))
+        *out = jv_generator(select_items(r, v, a, true, false));
+    else if (!strcmp(n, "select"))
+        *out = jv_generator(select_items(r, v, a, false, true));
+    else if (!strcmp(n, "reject"))
+        *out = jv_generator(select_items(r, v, a, false, false));
+    else if (!strcmp(n, "map"))
+        *out = jv_generator(f_map(r, v, a));
+    else if (!strcmp(n, "unique"))
+        *out = jv_generator(f_unique(r, v, a));
+    else if (!strcmp(n, "indent"))
+        *out = f_indent(r, v, a);
+    else if (!strcmp(n, "escape") || !strcmp(n, "e") || !strcmp(n, "forceescape"))
+        *out = jv_html_escape(r->c, v);
+    else if (!strcmp(n, "wordcount"))
+        *out = f_wordcount(r, v);
     else if (!strcmp(n, "center")) {
         jargs pa = {.pos = (jv[]){jarg(a, 0, "width", jv_int(80))}, .npos = 1};
         jinja_str_method(r, "center", S(r, v), &pa, out);
-    } else if (!strcmp(n, "batch")) *out = jv_generator(f_batch(r, v, a));
-    else if (!strcmp(n, "min")) *out = minmax(r, v, a, false);
-    else if (!strcmp(n, "max")) *out = minmax(r, v, a, true);
-    else if (!strcmp(n, "sum")) *out = f_sum(r, v, a);
+    } else if (!strcmp(n, "batch"))
+        *out = jv_generator(f_batch(r, v, a));
+    else if (!strcmp(n, "min"))
+        *out = minmax(r, v, a, false);
+    else if (!strcmp(n, "max"))
+        *out = minmax(r, v, a, true);
+    else if (!strcmp(n, "sum"))
+        *out = f_sum(r, v, a);
     else if (!strcmp(n, "reverse")) {
         if (v.k == JV_STR) {
             jlist *l = jv_iterate(r->c, v);
@@ -635,13 +704,17 @@ bool jinja_filter(jrender *r, const char *name, jv v, const jargs *a, jv *out) {
             for (size_t i = l->n; i-- > 0;) jlist_push(r->c, c.u.list, l->v[i]);
             *out = jv_generator(c);
         }
-    } else if (!strcmp(n, "sort")) *out = f_sort(r, v, a);
+    } else if (!strcmp(n, "sort"))
+        *out = f_sort(r, v, a);
     else if (!strcmp(n, "attr")) {
         jv nm = S(r, jarg(a, 0, "name", jv_cstr("")));
-        if (v.k == JV_UNDEF) jfail(r->c, JINJA_ERR_RENDER, "%s", v.u.undef_why ? v.u.undef_why : "undefined");
+        if (v.k == JV_UNDEF)
+            jfail(r->c, JINJA_ERR_RENDER, "%s", v.u.undef_why ? v.u.undef_why : "undefined");
         jv res = jinja_getattr(r, v, jstrndup(r->c, nm.u.s.s, nm.u.s.n));
         *out = (v.k == JV_DICT && res.k != JV_FUNC) ? jv_undef("no such attribute") : res;
-    } else if (!strcmp(n, "format")) *out = jinja_printf(r, S(r, v), a);
-    else return false;
+    } else if (!strcmp(n, "format"))
+        *out = jinja_printf(r, S(r, v), a);
+    else
+        return false;
     return true;
 }

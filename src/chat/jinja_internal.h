@@ -64,6 +64,7 @@ typedef struct jloop jloop;
 
 typedef struct {
     jv_kind k;
+    bool safe; /* JV_STR: a markupsafe Markup (|safe, |escape): "+" escapes the other side */
     union {
         bool b;
         int64_t i;
@@ -132,7 +133,8 @@ void jv_tojson_to(jctx *c, jbuf *b, jv v, bool ensure_ascii, int indent, const c
 jv jv_from_json(jctx *c, const void *json); /* const json_t * */
 /* Iteration as Python's iter(): list items, dict keys, string characters, undefined empty. */
 jlist *jv_iterate(jctx *c, jv v);
-jv jv_generator(jv list); /* marks a fresh list as a generator */
+jv jv_generator(jv list);         /* marks a fresh list as a generator */
+jv jv_html_escape(jctx *c, jv v); /* markupsafe.escape: a Markup stays as it is */
 size_t jutf8_len(const char *s, size_t n);
 /* byte offset of character index ci (0..len) in s */
 size_t jutf8_offset(const char *s, size_t n, size_t ci);
@@ -217,11 +219,11 @@ typedef struct {
 struct jnode {
     jnode_kind k;
     int line;
-    const char *name; /* NAME, GETATTR attr, FILTER/TEST name, BINOP/COMPARE ops, MACRO */
-    jv val;           /* CONST */
+    const char *name;     /* NAME, GETATTR attr, FILTER/TEST name, BINOP/COMPARE ops, MACRO */
+    jv val;               /* CONST */
     jnode *a, *b, *c, *d; /* operands; IF: test, body, else; FOR: target, iter, test, else */
-    jnodes items;     /* LIST/TUPLE/DICT (k,v pairs), CALL positional args, BODY, CONCAT */
-    jnodes kwnames;   /* CALL/FILTER/TEST keyword args: N_CONST names... */
+    jnodes items;         /* LIST/TUPLE/DICT (k,v pairs), CALL positional args, BODY, CONCAT */
+    jnodes kwnames;       /* CALL/FILTER/TEST keyword args: N_CONST names... */
     jnodes kwvals;
     const char **ops; /* COMPARE: one op per items[1..] */
     bool negate;      /* TEST: is not; FOR: recursive */

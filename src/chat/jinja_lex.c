@@ -94,7 +94,8 @@ static void decode_string(jctx *c, const char *s, size_t n, jtok *t) {
         default:
             if (e >= '0' && e <= '7') {
                 int d = 0;
-                while (d < 3 && i < n && s[i] >= '0' && s[i] <= '7') cp = cp * 8 + (uint32_t)(s[i++] - '0'), d++;
+                while (d < 3 && i < n && s[i] >= '0' && s[i] <= '7')
+                    cp = cp * 8 + (uint32_t)(s[i++] - '0'), d++;
                 i--;
                 hex = -1;
                 break;
@@ -104,18 +105,23 @@ static void decode_string(jctx *c, const char *s, size_t n, jtok *t) {
             continue;
         }
         if (hex > 0) {
-            if (i + (size_t)hex >= n) jfail(c, JINJA_ERR_SYNTAX, "line %d: truncated \\%c escape", t->line, e);
+            if (i + (size_t)hex >= n)
+                jfail(c, JINJA_ERR_SYNTAX, "line %d: truncated \\%c escape", t->line, e);
             for (int d = 0; d < hex; d++) {
                 char h = s[i + 1 + (size_t)d];
                 if (!isxdigit((unsigned char)h))
                     jfail(c, JINJA_ERR_SYNTAX, "line %d: truncated \\%c escape", t->line, e);
-                cp = cp * 16 + (uint32_t)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
+                cp = cp * 16 +
+                     (uint32_t)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
             }
             i += (size_t)hex;
         }
-        if (cp > 0x10FFFF) jfail(c, JINJA_ERR_SYNTAX, "line %d: illegal Unicode character", t->line);
-        /* each escaped code point becomes UTF-8; k never outruns n since an escape is >= its output */
-        if (cp < 0x80) out[k++] = (char)cp;
+        if (cp > 0x10FFFF)
+            jfail(c, JINJA_ERR_SYNTAX, "line %d: illegal Unicode character", t->line);
+        /* each escaped code point becomes UTF-8; k never outruns n since an escape is >= its output
+         */
+        if (cp < 0x80)
+            out[k++] = (char)cp;
         else if (cp < 0x800) {
             out[k++] = (char)(0xC0 | (cp >> 6));
             out[k++] = (char)(0x80 | (cp & 0x3F));
@@ -278,13 +284,17 @@ static bool try_raw(jctx *c, const char *s, size_t n, size_t *pos, int *line, jt
                     bool *line_starting) {
     size_t i = *pos;
     while (i < n && isspace((unsigned char)s[i])) i++;
-    if (i + 3 > n || strncmp(s + i, "raw", 3) || (i + 3 < n && is_name_char((unsigned char)s[i + 3])))
+    if (i + 3 > n || strncmp(s + i, "raw", 3) ||
+        (i + 3 < n && is_name_char((unsigned char)s[i + 3])))
         return false;
     i += 3;
     while (i < n && isspace((unsigned char)s[i])) i++;
-    if (i + 3 <= n && !strncmp(s + i, "-%}", 3)) i += 3 + ws_span(s, n, i + 3);
-    else if (i + 2 <= n && !strncmp(s + i, "%}", 2)) i += 2; /* raw_begin takes no trim newline */
-    else return false;
+    if (i + 3 <= n && !strncmp(s + i, "-%}", 3))
+        i += 3 + ws_span(s, n, i + 3);
+    else if (i + 2 <= n && !strncmp(s + i, "%}", 2))
+        i += 2; /* raw_begin takes no trim newline */
+    else
+        return false;
     *line += count_nl(s + *pos, i - *pos);
     *line_starting = s[i - 1] == '\n';
     for (size_t j = i; j + 1 < n; j++) {
@@ -298,12 +308,15 @@ static bool try_raw(jctx *c, const char *s, size_t n, size_t *pos, int *line, jt
         while (k < n && isspace((unsigned char)s[k])) k++;
         size_t end;
         bool ls = false;
-        if (k + 3 <= n && !strncmp(s + k, "-%}", 3)) end = k + 3 + ws_span(s, n, k + 3);
-        else if (k + 3 <= n && !strncmp(s + k, "+%}", 3)) end = k + 3;
+        if (k + 3 <= n && !strncmp(s + k, "-%}", 3))
+            end = k + 3 + ws_span(s, n, k + 3);
+        else if (k + 3 <= n && !strncmp(s + k, "+%}", 3))
+            end = k + 3;
         else if (k + 2 <= n && !strncmp(s + k, "%}", 2)) {
             end = k + 2;
             if (end < n && s[end] == '\n') end++;
-        } else continue;
+        } else
+            continue;
         if (end > 0 && s[end - 1] == '\n') ls = true;
         size_t keep = strip_before(s + i, j - i, sign, false, *line_starting);
         emit_data(c, ts, s + i, keep, *line);
@@ -358,9 +371,11 @@ void jinja_lex(jctx *c, const char *src0, size_t len0, jtoks *ts) {
             if (k + 1 >= n) jfail(c, JINJA_ERR_SYNTAX, "line %d: missing end of comment tag", line);
             size_t endc = k + 2;
             /* the earliest match decides: "-#}" / "+#}" start one byte before "#}" */
-            if (k > after && s[k - 1] == '-') endc += ws_span(s, n, endc);
+            if (k > after && s[k - 1] == '-')
+                endc += ws_span(s, n, endc);
             else if (k > after && s[k - 1] == '+') {
-            } else if (endc < n && s[endc] == '\n') endc++;
+            } else if (endc < n && s[endc] == '\n')
+                endc++;
             line += count_nl(s + after, endc - after);
             line_starting = endc > 0 && s[endc - 1] == '\n';
             pos = endc;

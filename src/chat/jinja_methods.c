@@ -55,15 +55,19 @@ static jv case_map(jrender *r, jv s, cpmap f, int mode) {
         int32_t cp;
         size_t l = next_cp(s.u.s.s, s.u.s.n, i, &cp);
         int32_t o;
-        if (mode == 0) o = f(cp);
-        else if (mode == 1) o = first ? map_title(cp) : map_lower(cp);
+        if (mode == 0)
+            o = f(cp);
+        else if (mode == 1)
+            o = first ? map_title(cp) : map_lower(cp);
         else {
             o = prev_cased ? map_lower(cp) : map_title(cp);
             prev_cased = is_cased(cp);
         }
         first = false;
-        if (o == cp) jbuf_put(r->c, &b, s.u.s.s + i, l);
-        else put_cp(r, &b, o);
+        if (o == cp)
+            jbuf_put(r->c, &b, s.u.s.s + i, l);
+        else
+            put_cp(r, &b, o);
         i += l;
     }
     return mkstr(&b);
@@ -231,8 +235,9 @@ static bool starts_ends(jrender *r, jv s, jv arg, bool ends) {
             if (starts_ends(r, s, arg.u.list->v[i], ends)) return true;
         return false;
     }
-    need_str(r, arg, ends ? "endswith first arg must be str or a tuple of str"
-                          : "startswith first arg must be str or a tuple of str");
+    need_str(r, arg,
+             ends ? "endswith first arg must be str or a tuple of str"
+                  : "startswith first arg must be str or a tuple of str");
     if (arg.u.s.n > s.u.s.n) return false;
     const char *at = ends ? s.u.s.s + s.u.s.n - arg.u.s.n : s.u.s.s;
     return !memcmp(at, arg.u.s.s, arg.u.s.n);
@@ -288,7 +293,9 @@ static bool cp_alpha(int32_t c) {
     utf8proc_category_t k = utf8proc_category(c);
     return k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO;
 }
-static bool cp_digit(int32_t c) { return utf8proc_category(c) == UTF8PROC_CATEGORY_ND || (c >= 0xb2 && c <= 0xb3) || c == 0xb9; }
+static bool cp_digit(int32_t c) {
+    return utf8proc_category(c) == UTF8PROC_CATEGORY_ND || (c >= 0xb2 && c <= 0xb3) || c == 0xb9;
+}
 static bool cp_alnum(int32_t c) {
     utf8proc_category_t k = utf8proc_category(c);
     return cp_alpha(c) || (k >= UTF8PROC_CATEGORY_ND && k <= UTF8PROC_CATEGORY_NO);
@@ -313,9 +320,12 @@ static jv pad(jrender *r, jv s, int64_t width, jv fill, int where) {
         fl = fill.u.s.n;
     }
     int64_t marg = width - len, left;
-    if (where == 0) left = marg / 2 + (marg & width & 1); /* center, as CPython */
-    else if (where == 1) left = 0;                        /* ljust */
-    else left = marg;                                     /* rjust */
+    if (where == 0)
+        left = marg / 2 + (marg & width & 1); /* center, as CPython */
+    else if (where == 1)
+        left = 0; /* ljust */
+    else
+        left = marg; /* rjust */
     jbuf b = {0};
     for (int64_t i = 0; i < left; i++) jbuf_put(r->c, &b, f, fl);
     jbuf_put(r->c, &b, s.u.s.s, s.u.s.n);
@@ -330,8 +340,8 @@ static jv splitlines(jrender *r, jv s, bool keepends) {
     for (size_t i = 0; i < n;) {
         int32_t cp;
         size_t l = next_cp(p, n, i, &cp);
-        bool brk = cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c || (cp >= 0x1c && cp <= 0x1e) ||
-                   cp == 0x85 || cp == 0x2028 || cp == 0x2029;
+        bool brk = cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c ||
+                   (cp >= 0x1c && cp <= 0x1e) || cp == 0x85 || cp == 0x2028 || cp == 0x2029;
         if (!brk) {
             i += l;
             continue;
@@ -347,13 +357,20 @@ static jv splitlines(jrender *r, jv s, bool keepends) {
 
 bool jinja_str_method(jrender *r, const char *m, jv s, const jargs *a, jv *out) {
     jv a0 = jarg(a, 0, NULL, jv_none()), a1 = jarg(a, 1, NULL, jv_none());
-    if (!strcmp(m, "strip")) *out = jstr_strip(r, s, jarg(a, 0, "chars", jv_none()), 3);
-    else if (!strcmp(m, "lstrip")) *out = jstr_strip(r, s, jarg(a, 0, "chars", jv_none()), 1);
-    else if (!strcmp(m, "rstrip")) *out = jstr_strip(r, s, jarg(a, 0, "chars", jv_none()), 2);
-    else if (!strcmp(m, "upper")) *out = jstr_upper(r, s);
-    else if (!strcmp(m, "lower") || !strcmp(m, "casefold")) *out = jstr_lower(r, s);
-    else if (!strcmp(m, "title")) *out = case_map(r, s, NULL, 2);
-    else if (!strcmp(m, "capitalize")) *out = jstr_capitalize(r, s);
+    if (!strcmp(m, "strip"))
+        *out = jstr_strip(r, s, jarg(a, 0, "chars", jv_none()), 3);
+    else if (!strcmp(m, "lstrip"))
+        *out = jstr_strip(r, s, jarg(a, 0, "chars", jv_none()), 1);
+    else if (!strcmp(m, "rstrip"))
+        *out = jstr_strip(r, s, jarg(a, 0, "chars", jv_none()), 2);
+    else if (!strcmp(m, "upper"))
+        *out = jstr_upper(r, s);
+    else if (!strcmp(m, "lower") || !strcmp(m, "casefold"))
+        *out = jstr_lower(r, s);
+    else if (!strcmp(m, "title"))
+        *out = case_map(r, s, NULL, 2);
+    else if (!strcmp(m, "capitalize"))
+        *out = jstr_capitalize(r, s);
     else if (!strcmp(m, "swapcase")) {
         jbuf b = {0};
         for (size_t i = 0; i < s.u.s.n;) {
@@ -367,9 +384,10 @@ bool jinja_str_method(jrender *r, const char *m, jv s, const jargs *a, jv *out) 
     } else if (!strcmp(m, "startswith") || !strcmp(m, "endswith"))
         *out = jv_bool(starts_ends(r, s, a0, m[0] == 'e'));
     else if (!strcmp(m, "split") || !strcmp(m, "rsplit"))
-        *out = split(r, s, jarg(a, 0, "sep", jv_none()), int_arg(r, jarg(a, 1, "maxsplit", jv_none()), -1),
-                     m[0] == 'r');
-    else if (!strcmp(m, "splitlines")) *out = splitlines(r, s, jv_truthy(jarg(a, 0, "keepends", jv_bool(false))));
+        *out = split(r, s, jarg(a, 0, "sep", jv_none()),
+                     int_arg(r, jarg(a, 1, "maxsplit", jv_none()), -1), m[0] == 'r');
+    else if (!strcmp(m, "splitlines"))
+        *out = splitlines(r, s, jv_truthy(jarg(a, 0, "keepends", jv_bool(false))));
     else if (!strcmp(m, "replace"))
         *out = jstr_replace(r, s, need_str(r, a0, "replace() argument 1 must be str"),
                             need_str(r, a1, "replace() argument 2 must be str"),
@@ -380,26 +398,36 @@ bool jinja_str_method(jrender *r, const char *m, jv s, const jargs *a, jv *out) 
     } else if (!strcmp(m, "rfind") || !strcmp(m, "rindex")) {
         *out = find(r, s, a, true);
         if (m[1] == 'i' && out->u.i < 0) jfail(r->c, JINJA_ERR_RENDER, "substring not found");
-    } else if (!strcmp(m, "count")) *out = jv_int(count_sub(s, need_str(r, a0, "must be str")));
+    } else if (!strcmp(m, "count"))
+        *out = jv_int(count_sub(s, need_str(r, a0, "must be str")));
     else if (!strcmp(m, "join")) {
         jlist *items = jv_iterate(r->c, a0);
         jbuf b = {0};
         for (size_t i = 0; i < items->n; i++) {
             if (i) jbuf_put(r->c, &b, s.u.s.s, s.u.s.n);
-            jbuf_put(r->c, &b, need_str(r, items->v[i], "sequence item: expected str instance").u.s.s,
+            jbuf_put(r->c, &b,
+                     need_str(r, items->v[i], "sequence item: expected str instance").u.s.s,
                      items->v[i].u.s.n);
         }
         *out = mkstr(&b);
-    } else if (!strcmp(m, "format")) *out = jinja_str_format(r, s, a);
-    else if (!strcmp(m, "center")) *out = pad(r, s, int_arg(r, a0, 0), a1, 0);
-    else if (!strcmp(m, "ljust")) *out = pad(r, s, int_arg(r, a0, 0), a1, 1);
-    else if (!strcmp(m, "rjust")) *out = pad(r, s, int_arg(r, a0, 0), a1, 2);
-    else if (!strcmp(m, "zfill")) *out = pad(r, s, int_arg(r, a0, 0), jv_cstr("0"), 2);
+    } else if (!strcmp(m, "format"))
+        *out = jinja_str_format(r, s, a);
+    else if (!strcmp(m, "center"))
+        *out = pad(r, s, int_arg(r, a0, 0), a1, 0);
+    else if (!strcmp(m, "ljust"))
+        *out = pad(r, s, int_arg(r, a0, 0), a1, 1);
+    else if (!strcmp(m, "rjust"))
+        *out = pad(r, s, int_arg(r, a0, 0), a1, 2);
+    else if (!strcmp(m, "zfill"))
+        *out = pad(r, s, int_arg(r, a0, 0), jv_cstr("0"), 2);
     else if (!strcmp(m, "isdigit") || !strcmp(m, "isnumeric") || !strcmp(m, "isdecimal"))
         *out = jv_bool(all_cp(s, cp_digit));
-    else if (!strcmp(m, "isalpha")) *out = jv_bool(all_cp(s, cp_alpha));
-    else if (!strcmp(m, "isalnum")) *out = jv_bool(all_cp(s, cp_alnum));
-    else if (!strcmp(m, "isspace")) *out = jv_bool(all_cp(s, cp_space));
+    else if (!strcmp(m, "isalpha"))
+        *out = jv_bool(all_cp(s, cp_alpha));
+    else if (!strcmp(m, "isalnum"))
+        *out = jv_bool(all_cp(s, cp_alnum));
+    else if (!strcmp(m, "isspace"))
+        *out = jv_bool(all_cp(s, cp_space));
     else if (!strcmp(m, "isupper") || !strcmp(m, "islower")) {
         bool any = false, ok = true;
         for (size_t i = 0; i < s.u.s.n;) {
@@ -415,7 +443,8 @@ bool jinja_str_method(jrender *r, const char *m, jv s, const jargs *a, jv *out) 
         bool suf = m[6] == 's';
         *out = s;
         if (starts_ends(r, s, x, suf))
-            *out = suf ? jv_str(s.u.s.s, s.u.s.n - x.u.s.n) : jv_str(s.u.s.s + x.u.s.n, s.u.s.n - x.u.s.n);
+            *out = suf ? jv_str(s.u.s.s, s.u.s.n - x.u.s.n)
+                       : jv_str(s.u.s.s + x.u.s.n, s.u.s.n - x.u.s.n);
     } else if (!strcmp(m, "partition") || !strcmp(m, "rpartition")) {
         jv sep = need_str(r, a0, "must be str");
         if (!sep.u.s.n) jfail(r->c, JINJA_ERR_RENDER, "empty separator");
@@ -436,16 +465,18 @@ bool jinja_str_method(jrender *r, const char *m, jv s, const jargs *a, jv *out) 
             jlist_push(r->c, t.u.list, jv_cstr(""));
         }
         *out = t;
-    } else return false;
+    } else
+        return false;
     return true;
 }
 
 /* ---- bound methods ---- */
 static const char *str_methods[] = {
-    "strip", "lstrip", "rstrip", "upper", "lower", "casefold", "title", "capitalize", "swapcase",
-    "startswith", "endswith", "split", "rsplit", "splitlines", "replace", "find", "index", "rfind",
-    "rindex", "count", "join", "format", "center", "ljust", "rjust", "zfill", "isdigit", "isnumeric",
-    "isdecimal", "isalpha", "isalnum", "isspace", "isupper", "islower", "removeprefix",
+    "strip",        "lstrip",    "rstrip",     "upper",    "lower",   "casefold", "title",
+    "capitalize",   "swapcase",  "startswith", "endswith", "split",   "rsplit",   "splitlines",
+    "replace",      "find",      "index",      "rfind",    "rindex",  "count",    "join",
+    "format",       "center",    "ljust",      "rjust",    "zfill",   "isdigit",  "isnumeric",
+    "isdecimal",    "isalpha",   "isalnum",    "isspace",  "isupper", "islower",  "removeprefix",
     "removesuffix", "partition", "rpartition", NULL};
 
 static bool in_list(const char **l, const char *name) {
@@ -595,8 +626,8 @@ jv jinja_getattr(jrender *r, jv obj, const char *name) {
     static const char *dict_methods[] = {"items", "keys", "values", "get", "copy", NULL};
     static const char *dict_unsafe[] = {"pop", "popitem", "setdefault", "update", "clear", NULL};
     static const char *list_methods[] = {"index", "count", "copy", NULL};
-    static const char *list_unsafe[] = {"append", "extend", "insert", "pop", "remove", "reverse",
-                                        "sort", "clear", NULL};
+    static const char *list_unsafe[] = {"append",  "extend", "insert", "pop", "remove",
+                                        "reverse", "sort",   "clear",  NULL};
     jv v;
     switch (obj.k) {
     case JV_STR:
@@ -612,10 +643,12 @@ jv jinja_getattr(jrender *r, jv obj, const char *name) {
         return no_attr(r, obj, name);
     case JV_LIST:
         if (in_list(list_methods, name)) return bind(r, obj, name, call_list_method);
-        if (!obj.u.list->tuple && in_list(list_unsafe, name)) return bind(r, obj, name, call_unsafe);
+        if (!obj.u.list->tuple && in_list(list_unsafe, name))
+            return bind(r, obj, name, call_unsafe);
         return no_attr(r, obj, name);
     case JV_LOOP: return loop_attr(r, obj, name);
-    case JV_UNDEF: jfail(r->c, JINJA_ERR_RENDER, "%s", obj.u.undef_why ? obj.u.undef_why : "undefined");
+    case JV_UNDEF:
+        jfail(r->c, JINJA_ERR_RENDER, "%s", obj.u.undef_why ? obj.u.undef_why : "undefined");
     default: return no_attr(r, obj, name);
     }
 }
@@ -649,7 +682,8 @@ jv jinja_getitem(jrender *r, jv obj, jv key) {
     case JV_LOOP:
         if (key.k == JV_STR) return loop_attr(r, obj, jstrndup(r->c, key.u.s.s, key.u.s.n));
         break;
-    case JV_UNDEF: jfail(r->c, JINJA_ERR_RENDER, "%s", obj.u.undef_why ? obj.u.undef_why : "undefined");
+    case JV_UNDEF:
+        jfail(r->c, JINJA_ERR_RENDER, "%s", obj.u.undef_why ? obj.u.undef_why : "undefined");
     default: break;
     }
     if (key.k == JV_STR && obj.k != JV_LOOP) {
@@ -680,14 +714,19 @@ jv jinja_str_format(jrender *r, jv fmt, const jargs *a) {
             if (e >= n) jfail(r->c, JINJA_ERR_RENDER, "Single '{' encountered in format string");
             const char *f = p + i + 1;
             size_t fl = e - i - 1;
-            if (memchr(f, ':', fl) || memchr(f, '!', fl) || memchr(f, '.', fl) || memchr(f, '[', fl))
+            if (memchr(f, ':', fl) || memchr(f, '!', fl) || memchr(f, '.', fl) ||
+                memchr(f, '[', fl))
                 jfail(r->c, JINJA_ERR_RENDER, "format specs are not supported");
             jv v;
-            if (fl == 0) v = jarg(a, auto_i++, NULL, jv_undef(NULL));
-            else if (isdigit((unsigned char)f[0])) v = jarg(a, (size_t)atoi(f), NULL, jv_undef(NULL));
-            else v = jarg(a, SIZE_MAX, jstrndup(r->c, f, fl), jv_undef(NULL));
+            if (fl == 0)
+                v = jarg(a, auto_i++, NULL, jv_undef(NULL));
+            else if (isdigit((unsigned char)f[0]))
+                v = jarg(a, (size_t)atoi(f), NULL, jv_undef(NULL));
+            else
+                v = jarg(a, SIZE_MAX, jstrndup(r->c, f, fl), jv_undef(NULL));
             if (v.k == JV_UNDEF && !v.u.undef_why)
-                jfail(r->c, JINJA_ERR_RENDER, "Replacement index out of range for positional args tuple");
+                jfail(r->c, JINJA_ERR_RENDER,
+                      "Replacement index out of range for positional args tuple");
             jv_str_to(r->c, &b, v);
             i = e;
         } else if (p[i] == '}') {
@@ -722,9 +761,27 @@ jv jinja_printf(jrender *r, jv fmt, const jargs *a) {
         jv v = a->pos[ai++];
         if (conv == 's' || conv == 'r') {
             jbuf t = {0};
-            if (conv == 's') jv_str_to(r->c, &t, v);
-            else jv_repr_to(r->c, &t, v);
-            jbuf_put(r->c, &b, t.p ? t.p : "", t.n);
+            if (conv == 's')
+                jv_str_to(r->c, &t, v);
+            else
+                jv_repr_to(r->c, &t, v);
+            /* width and precision count characters, as Python's % does */
+            bool left = strchr(spec, '-') != NULL;
+            const char *dot = strchr(spec, '.');
+            long width = 0, prec = -1;
+            for (const char *q = spec + 1; *q && q != dot; q++)
+                if (*q >= '0' && *q <= '9') width = width * 10 + (*q - '0');
+            if (dot) prec = strtol(dot + 1, NULL, 10);
+            size_t nbytes = t.n, nchars = jutf8_len(t.p ? t.p : "", t.n);
+            if (prec >= 0 && (size_t)prec < nchars) {
+                nbytes = jutf8_offset(t.p, t.n, (size_t)prec);
+                nchars = (size_t)prec;
+            }
+            long padn = width > (long)nchars ? width - (long)nchars : 0;
+            if (padn > 100000) jfail(r->c, JINJA_ERR_RENDER, "format width too large");
+            for (long q = 0; !left && q < padn; q++) jbuf_putc(r->c, &b, ' ');
+            jbuf_put(r->c, &b, t.p ? t.p : "", nbytes);
+            for (long q = 0; left && q < padn; q++) jbuf_putc(r->c, &b, ' ');
         } else if (strchr("dif", conv) || strchr("eEgGxXo", conv)) {
             if (!jv_is_number(v)) type_err(r, "a real number is required", v);
             if (strchr("dixXo", conv)) {
@@ -732,7 +789,10 @@ jv jinja_printf(jrender *r, jv fmt, const jargs *a) {
                 spec[k++] = 'l';
                 spec[k++] = conv == 'i' ? 'd' : conv;
                 spec[k] = 0;
-                jbuf_printf(r->c, &b, spec, (long long)(v.k == JV_FLOAT ? (int64_t)v.u.f : v.k == JV_BOOL ? v.u.b : v.u.i));
+                jbuf_printf(r->c, &b, spec,
+                            (long long)(v.k == JV_FLOAT  ? (int64_t)v.u.f
+                                        : v.k == JV_BOOL ? v.u.b
+                                                         : v.u.i));
             } else {
                 spec[k++] = conv;
                 spec[k] = 0;
@@ -742,7 +802,8 @@ jv jinja_printf(jrender *r, jv fmt, const jargs *a) {
             jfail(r->c, JINJA_ERR_RENDER, "unsupported format character '%c'", conv);
         }
     }
-    if (ai < a->npos) jfail(r->c, JINJA_ERR_RENDER, "not all arguments converted during string formatting");
+    if (ai < a->npos)
+        jfail(r->c, JINJA_ERR_RENDER, "not all arguments converted during string formatting");
     return mkstr(&b);
 }
 
@@ -750,11 +811,13 @@ jv jinja_printf(jrender *r, jv fmt, const jargs *a) {
 static jv g_range(jrender *r, jv self, const jargs *a) {
     (void)self;
     int64_t start = 0, stop, step = 1;
-    if (a->npos == 0 || a->npos > 3) jfail(r->c, JINJA_ERR_RENDER, "range expected 1 to 3 arguments");
+    if (a->npos == 0 || a->npos > 3)
+        jfail(r->c, JINJA_ERR_RENDER, "range expected 1 to 3 arguments");
     for (size_t i = 0; i < a->npos; i++)
         if (a->pos[i].k != JV_INT && a->pos[i].k != JV_BOOL)
             type_err(r, "range() integer argument expected", a->pos[i]);
-    if (a->npos == 1) stop = int_arg(r, a->pos[0], 0);
+    if (a->npos == 1)
+        stop = int_arg(r, a->pos[0], 0);
     else {
         start = int_arg(r, a->pos[0], 0);
         stop = int_arg(r, a->pos[1], 0);
@@ -800,7 +863,8 @@ static jv g_raise(jrender *r, jv self, const jargs *a) {
 
 static jv g_strftime(jrender *r, jv self, const jargs *a) {
     (void)self;
-    jv fmt = need_str(r, jarg(a, 0, "format", jv_undef(NULL)), "strftime_now() argument must be str");
+    jv fmt =
+        need_str(r, jarg(a, 0, "format", jv_undef(NULL)), "strftime_now() argument must be str");
     time_t now = time(NULL);
     const char *env = getenv("SGLC_TEMPLATE_TIME");
     if (env && *env) now = (time_t)strtoll(env, NULL, 10);
@@ -839,9 +903,9 @@ jv jinja_global(jrender *r, const char *name) {
     static const struct {
         const char *name;
         jbuiltin_fn fn;
-    } globals[] = {{"range", g_range},         {"namespace", g_namespace},
-                   {"dict", g_dict},           {"raise_exception", g_raise},
-                   {"strftime_now", g_strftime}, {"joiner", g_joiner}};
+    } globals[] = {
+        {"range", g_range},           {"namespace", g_namespace},   {"dict", g_dict},
+        {"raise_exception", g_raise}, {"strftime_now", g_strftime}, {"joiner", g_joiner}};
     for (size_t i = 0; i < sizeof globals / sizeof globals[0]; i++)
         if (!strcmp(globals[i].name, name)) {
             jfunc *f = jarena_alloc(r->c, sizeof *f);

@@ -118,7 +118,8 @@ static void parse_call_args(parser *p, jnode *call) {
             add(p, &call->kwvals, parse_expr(p, true));
         } else {
             if (call->kwnames.n)
-                jfail(p->c, JINJA_ERR_SYNTAX, "line %d: positional argument follows keyword argument", cur(p)->line);
+                jfail(p->c, JINJA_ERR_SYNTAX,
+                      "line %d: positional argument follows keyword argument", cur(p)->line);
             add(p, &call->items, parse_expr(p, true));
         }
     }
@@ -252,9 +253,12 @@ static jnode *parse_primary(parser *p) {
     enter(p);
     if (t->k == TK_NAME) {
         n = mk(p, N_CONST);
-        if (is_name(t, "true") || is_name(t, "True")) n->val = jv_bool(true);
-        else if (is_name(t, "false") || is_name(t, "False")) n->val = jv_bool(false);
-        else if (is_name(t, "none") || is_name(t, "None")) n->val = jv_none();
+        if (is_name(t, "true") || is_name(t, "True"))
+            n->val = jv_bool(true);
+        else if (is_name(t, "false") || is_name(t, "False"))
+            n->val = jv_bool(false);
+        else if (is_name(t, "none") || is_name(t, "None"))
+            n->val = jv_none();
         else {
             n->k = N_NAME;
             n->name = jstrndup(p->c, t->s, t->n);
@@ -348,7 +352,11 @@ static jnode *parse_pow(parser *p) {
 static jnode *parse_math2(parser *p) {
     jnode *l = parse_pow(p);
     for (;;) {
-        const char *op = is_op(cur(p), "*") ? "*" : is_op(cur(p), "/") ? "/" : is_op(cur(p), "//") ? "//" : is_op(cur(p), "%") ? "%" : NULL;
+        const char *op = is_op(cur(p), "*")    ? "*"
+                         : is_op(cur(p), "/")  ? "/"
+                         : is_op(cur(p), "//") ? "//"
+                         : is_op(cur(p), "%")  ? "%"
+                                               : NULL;
         if (!op) return l;
         adv(p);
         l = binop(p, op, l, parse_pow(p));
@@ -388,7 +396,8 @@ static jnode *parse_compare(parser *p) {
         static const char *cmp[] = {"==", "!=", "<", "<=", ">", ">="};
         for (int k = 0; k < 6; k++)
             if (is_op(t, cmp[k])) op = cmp[k];
-        if (op) adv(p);
+        if (op)
+            adv(p);
         else if (is_name(t, "in")) {
             op = "in";
             adv(p);
@@ -396,7 +405,8 @@ static jnode *parse_compare(parser *p) {
             op = "notin";
             adv(p);
             adv(p);
-        } else break;
+        } else
+            break;
         if (!n) {
             n = mk(p, N_COMPARE);
             add(p, &n->items, first);
@@ -486,8 +496,10 @@ static jnode *parse_tuple(parser *p, bool simplified, bool with_condexpr, const 
         if (t->items.n) expect_op(p, ",");
         if (tuple_end(p, extra_end)) break;
         add(p, &t->items, simplified ? parse_primary(p) : parse_expr(p, with_condexpr));
-        if (is_op(cur(p), ",")) is_tuple = true;
-        else break;
+        if (is_op(cur(p), ","))
+            is_tuple = true;
+        else
+            break;
     }
     if (!is_tuple) {
         if (t->items.n) return t->items.v[0];

@@ -222,8 +222,9 @@ bool jv_equal(jv a, jv b) {
 }
 
 const char *jv_typename(jv v) {
-    static const char *names[] = {"Undefined", "NoneType", "bool",      "int",      "float", "str",
-                                  "list",      "dict",     "Namespace", "function", "LoopContext"};
+    static const char *names[] = {"Undefined", "NoneType", "bool",       "int",
+                                  "float",     "str",      "list",       "dict",
+                                  "Namespace", "function", "LoopContext"};
     if (v.k == JV_LIST && v.u.list->tuple) return "tuple";
     if (v.k == JV_LIST && v.u.list->gen) return "generator";
     return names[v.k];
@@ -291,8 +292,7 @@ static uint32_t u8_decode(const char *s, size_t n, size_t pos, size_t *clen) {
     if (l == 1) return p[0];
     if (l == 2) return ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu);
     if (l == 3) return ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-    return ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
-           (p[3] & 0x3Fu);
+    return ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
 }
 
 /* Python's str.isspace / regex \s on one code point. */
@@ -440,7 +440,10 @@ void jv_str_to(jctx *c, jbuf *b, jv v) {
     case JV_NONE: jbuf_puts(c, b, "None"); return;
     case JV_BOOL: jbuf_puts(c, b, v.u.b ? "True" : "False"); return;
     case JV_INT: jbuf_printf(c, b, "%lld", (long long)v.u.i); return;
-    case JV_FLOAT: jv_float_repr(tmp, sizeof tmp, v.u.f); jbuf_puts(c, b, tmp); return;
+    case JV_FLOAT:
+        jv_float_repr(tmp, sizeof tmp, v.u.f);
+        jbuf_puts(c, b, tmp);
+        return;
     case JV_STR: jbuf_put(c, b, v.u.s.s, v.u.s.n); return;
     case JV_LIST:
     case JV_DICT: jv_repr_to(c, b, v); return;
@@ -468,14 +471,22 @@ static void json_str(jctx *c, jbuf *b, const char *s, size_t n, bool ensure_asci
     jbuf_putc(c, b, '"');
     for (size_t i = 0; i < n;) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch == '"') jbuf_puts(c, b, "\\\"");
-        else if (ch == '\\') jbuf_puts(c, b, "\\\\");
-        else if (ch == '\n') jbuf_puts(c, b, "\\n");
-        else if (ch == '\r') jbuf_puts(c, b, "\\r");
-        else if (ch == '\t') jbuf_puts(c, b, "\\t");
-        else if (ch == '\b') jbuf_puts(c, b, "\\b");
-        else if (ch == '\f') jbuf_puts(c, b, "\\f");
-        else if (ch < 0x20 || (ensure_ascii && ch == 0x7f)) jbuf_printf(c, b, "\\u%04x", ch);
+        if (ch == '"')
+            jbuf_puts(c, b, "\\\"");
+        else if (ch == '\\')
+            jbuf_puts(c, b, "\\\\");
+        else if (ch == '\n')
+            jbuf_puts(c, b, "\\n");
+        else if (ch == '\r')
+            jbuf_puts(c, b, "\\r");
+        else if (ch == '\t')
+            jbuf_puts(c, b, "\\t");
+        else if (ch == '\b')
+            jbuf_puts(c, b, "\\b");
+        else if (ch == '\f')
+            jbuf_puts(c, b, "\\f");
+        else if (ch < 0x20 || (ensure_ascii && ch == 0x7f))
+            jbuf_printf(c, b, "\\u%04x", ch);
         else if (ch >= 0x80 && ensure_ascii) {
             size_t l;
             uint32_t cp = u8_decode(s, n, i, &l);
@@ -487,7 +498,8 @@ static void json_str(jctx *c, jbuf *b, const char *s, size_t n, bool ensure_asci
             }
             i += l;
             continue;
-        } else jbuf_putc(c, b, (char)ch);
+        } else
+            jbuf_putc(c, b, (char)ch);
         i++;
     }
     jbuf_putc(c, b, '"');
@@ -520,9 +532,12 @@ void jv_tojson_to(jctx *c, jbuf *b, jv v, bool ensure_ascii, int indent, const c
     case JV_BOOL: jbuf_puts(c, b, v.u.b ? "true" : "false"); return;
     case JV_INT: jbuf_printf(c, b, "%lld", (long long)v.u.i); return;
     case JV_FLOAT:
-        if (isnan(v.u.f)) jbuf_puts(c, b, "NaN");
-        else if (isinf(v.u.f)) jbuf_puts(c, b, v.u.f > 0 ? "Infinity" : "-Infinity");
-        else jv_str_to(c, b, v);
+        if (isnan(v.u.f))
+            jbuf_puts(c, b, "NaN");
+        else if (isinf(v.u.f))
+            jbuf_puts(c, b, v.u.f > 0 ? "Infinity" : "-Infinity");
+        else
+            jv_str_to(c, b, v);
         return;
     case JV_STR: json_str(c, b, v.u.s.s, v.u.s.n, ensure_ascii); return;
     case JV_LIST: {
@@ -553,10 +568,14 @@ void jv_tojson_to(jctx *c, jbuf *b, jv v, bool ensure_ascii, int indent, const c
         jv *keys = jarena_alloc(c, d->n * sizeof *keys);
         for (size_t i = 0; i < d->n; i++) {
             jv k = d->keys[i];
-            if (k.k == JV_STR) keys[i] = k;
-            else if (k.k == JV_NONE) keys[i] = jv_cstr("null");
-            else if (k.k == JV_BOOL) keys[i] = jv_cstr(k.u.b ? "true" : "false");
-            else if (k.k == JV_INT || k.k == JV_FLOAT) keys[i] = jv_to_str(c, k);
+            if (k.k == JV_STR)
+                keys[i] = k;
+            else if (k.k == JV_NONE)
+                keys[i] = jv_cstr("null");
+            else if (k.k == JV_BOOL)
+                keys[i] = jv_cstr(k.u.b ? "true" : "false");
+            else if (k.k == JV_INT || k.k == JV_FLOAT)
+                keys[i] = jv_to_str(c, k);
             else
                 jfail(c, JINJA_ERR_RENDER, "keys must be str, int, float, bool or None, not %s",
                       jv_typename(k));
@@ -595,7 +614,8 @@ jv jv_from_json(jctx *c, const void *jp) {
     case JSON_ARRAY: {
         size_t n = json_array_size(j);
         jv l = jv_newlist(c, n, false);
-        for (size_t i = 0; i < n; i++) jlist_push(c, l.u.list, jv_from_json(c, json_array_get(j, i)));
+        for (size_t i = 0; i < n; i++)
+            jlist_push(c, l.u.list, jv_from_json(c, json_array_get(j, i)));
         return l;
     }
     case JSON_OBJECT: {
@@ -642,4 +662,28 @@ jlist *jv_iterate(jctx *c, jv v) {
 jv jv_generator(jv list) {
     list.u.list->gen = true;
     return list;
+}
+
+jv jv_html_escape(jctx *c, jv v) {
+    if (v.k == JV_STR && v.safe) return v;
+    jv s = jv_to_str(c, v);
+    jbuf b = {0};
+    for (size_t i = 0; i < s.u.s.n; i++) {
+        char ch = s.u.s.s[i];
+        if (ch == '&')
+            jbuf_puts(c, &b, "&amp;");
+        else if (ch == '<')
+            jbuf_puts(c, &b, "&lt;");
+        else if (ch == '>')
+            jbuf_puts(c, &b, "&gt;");
+        else if (ch == '"')
+            jbuf_puts(c, &b, "&#34;");
+        else if (ch == '\'')
+            jbuf_puts(c, &b, "&#39;");
+        else
+            jbuf_putc(c, &b, ch);
+    }
+    jv out = jv_str(b.p ? b.p : "", b.n);
+    out.safe = true;
+    return out;
 }

@@ -13,14 +13,13 @@
 #include "formats/gguf.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: sglc apply_chat_template (--model-path P | --chat-template FILE|NAME)\n"
-            "         --messages M.json [--tools T.json] [--add-generation-prompt]\n"
-            "         [--continue-final-message] [--bos-token S] [--eos-token S]\n"
-            "         [--chat-template-kwargs JSON]\n\n"
-            "  --model-path P         a .gguf file (tokenizer.chat_template) or a model folder\n"
-            "                         with tokenizer_config.json\n"
-            "  --chat-template X      a Jinja file, or a built-in name:");
+    fprintf(f, "usage: sglc apply_chat_template (--model-path P | --chat-template FILE|NAME)\n"
+               "         --messages M.json [--tools T.json] [--add-generation-prompt]\n"
+               "         [--continue-final-message] [--bos-token S] [--eos-token S]\n"
+               "         [--chat-template-kwargs JSON]\n\n"
+               "  --model-path P         a .gguf file (tokenizer.chat_template) or a model folder\n"
+               "                         with tokenizer_config.json\n"
+               "  --chat-template X      a Jinja file, or a built-in name:");
     for (const char *const *n = chat_template_builtin_names(); *n; n++) fprintf(f, " %s", *n);
     fprintf(f, "\n\nPrints the prompt; exit 1 when the template raises an exception (its message\n"
                "on stderr), 2 on bad usage, bad input or a template syntax error.\n");
@@ -73,7 +72,9 @@ static char *read_file(const char *path, char *err, size_t err_len) {
 static json_t *load_json(const char *path, const char *what, char *err, size_t err_len) {
     json_error_t je;
     json_t *j = json_load_file(path, JSON_ALLOW_NUL, &je);
-    if (!j) snprintf(err, err_len, "%s %s: line %d column %d: %s", what, path, je.line, je.column, je.text);
+    if (!j)
+        snprintf(err, err_len, "%s %.1000s: line %d column %d: %s", what, path, je.line, je.column,
+                 je.text);
     return j;
 }
 
@@ -97,13 +98,15 @@ static int from_folder(const char *dir, model_template *mt, char *err, size_t er
     if (!cfg) return -1;
     const json_t *ct = json_object_get(cfg, "chat_template");
     const char *src = NULL;
-    if (json_is_string(ct)) src = json_string_value(ct);
+    if (json_is_string(ct))
+        src = json_string_value(ct);
     else if (json_is_array(ct)) {
         size_t i;
         json_t *e;
         json_array_foreach(ct, i, e) {
             const char *name = json_string_value(json_object_get(e, "name"));
-            if (name && !strcmp(name, "default")) src = json_string_value(json_object_get(e, "template"));
+            if (name && !strcmp(name, "default"))
+                src = json_string_value(json_object_get(e, "template"));
         }
     }
     if (!src) {
@@ -112,7 +115,9 @@ static int from_folder(const char *dir, model_template *mt, char *err, size_t er
         char e2[256];
         mt->template_src = read_file(path, e2, sizeof e2);
         if (!mt->template_src) {
-            snprintf(err, err_len, "%s/tokenizer_config.json: no chat_template (and no chat_template.jinja)", dir);
+            snprintf(err, err_len,
+                     "%s/tokenizer_config.json: no chat_template (and no chat_template.jinja)",
+                     dir);
             json_decref(cfg);
             return -1;
         }
@@ -157,8 +162,8 @@ static int from_gguf(const char *path, model_template *mt, char *err, size_t err
 }
 
 int cli_apply_chat_template(int argc, char **argv) {
-    const char *model_path = NULL, *chat_template = NULL, *messages_path = NULL,
-               *tools_path = NULL, *bos = NULL, *eos = NULL, *kwargs_text = NULL;
+    const char *model_path = NULL, *chat_template = NULL, *messages_path = NULL, *tools_path = NULL,
+               *bos = NULL, *eos = NULL, *kwargs_text = NULL;
     bool add_gen = false, cont = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -166,15 +171,24 @@ int cli_apply_chat_template(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--add-generation-prompt")) add_gen = true;
-        else if (!strcmp(a, "--continue-final-message")) cont = true;
-        else if (!strcmp(a, "--model-path")) slot = &model_path;
-        else if (!strcmp(a, "--chat-template")) slot = &chat_template;
-        else if (!strcmp(a, "--messages")) slot = &messages_path;
-        else if (!strcmp(a, "--tools")) slot = &tools_path;
-        else if (!strcmp(a, "--bos-token")) slot = &bos;
-        else if (!strcmp(a, "--eos-token")) slot = &eos;
-        else if (!strcmp(a, "--chat-template-kwargs")) slot = &kwargs_text;
+        } else if (!strcmp(a, "--add-generation-prompt"))
+            add_gen = true;
+        else if (!strcmp(a, "--continue-final-message"))
+            cont = true;
+        else if (!strcmp(a, "--model-path"))
+            slot = &model_path;
+        else if (!strcmp(a, "--chat-template"))
+            slot = &chat_template;
+        else if (!strcmp(a, "--messages"))
+            slot = &messages_path;
+        else if (!strcmp(a, "--tools"))
+            slot = &tools_path;
+        else if (!strcmp(a, "--bos-token"))
+            slot = &bos;
+        else if (!strcmp(a, "--eos-token"))
+            slot = &eos;
+        else if (!strcmp(a, "--chat-template-kwargs"))
+            slot = &kwargs_text;
         else {
             fprintf(stderr, "apply_chat_template: unknown option '%s'\n", a);
             usage(stderr);
@@ -205,7 +219,8 @@ int cli_apply_chat_template(int argc, char **argv) {
         } else if (chat_template_builtin(chat_template)) {
             mt.template_src = strdup(chat_template_builtin(chat_template));
         } else {
-            snprintf(err, sizeof err, "--chat-template %s: no such file or built-in template", chat_template);
+            snprintf(err, sizeof err, "--chat-template %s: no such file or built-in template",
+                     chat_template);
             goto fail;
         }
     }
@@ -219,8 +234,10 @@ int cli_apply_chat_template(int argc, char **argv) {
         int r = S_ISDIR(st.st_mode) ? from_folder(model_path, &m2, err, sizeof err)
                                     : from_gguf(model_path, &m2, err, sizeof err);
         if (r != 0 && !mt.template_src) goto fail;
-        if (!mt.template_src) mt.template_src = m2.template_src;
-        else free(m2.template_src);
+        if (!mt.template_src)
+            mt.template_src = m2.template_src;
+        else
+            free(m2.template_src);
         mt.bos = m2.bos;
         mt.eos = m2.eos;
     }
@@ -235,7 +252,8 @@ int cli_apply_chat_template(int argc, char **argv) {
         json_error_t je;
         kwargs = json_loads(kwargs_text, JSON_ALLOW_NUL, &je);
         if (!json_is_object(kwargs)) {
-            snprintf(err, sizeof err, "--chat-template-kwargs: not a JSON object (%s)", kwargs ? "wrong type" : je.text);
+            snprintf(err, sizeof err, "--chat-template-kwargs: not a JSON object (%s)",
+                     kwargs ? "wrong type" : je.text);
             goto fail;
         }
     }
@@ -254,8 +272,10 @@ int cli_apply_chat_template(int argc, char **argv) {
         rc = 0;
     } else {
         rc = (cs == CHAT_ERR_RAISED || cs == CHAT_ERR_RENDER) ? 1 : 2;
-        if (cs == CHAT_ERR_RAISED) fprintf(stderr, "%s\n", err);
-        else fprintf(stderr, "apply_chat_template: %s\n", err);
+        if (cs == CHAT_ERR_RAISED)
+            fprintf(stderr, "%s\n", err);
+        else
+            fprintf(stderr, "apply_chat_template: %s\n", err);
         err[0] = 0;
     }
 fail:

@@ -6,6 +6,7 @@
 
 int cli_generate(int argc, char **argv);
 int cli_bench_one_batch(int argc, char **argv);
+int cli_bench_offline_throughput(int argc, char **argv);
 int cli_check_system(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);

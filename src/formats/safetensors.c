@@ -92,20 +92,24 @@ static bool parse_tensor(safetensors_file *f, const char *name, json_t *e, safet
         return false;
     }
     t->rank = (int)rank;
-    uint64_t nelems = 1;
+    /* The product of the non-zero dims must fit too: the view multiplies subsets of them. */
+    uint64_t nonzero = 1;
+    bool has_zero = false;
     for (size_t d = 0; d < rank; d++) {
         uint64_t v;
         if (!json_uint(json_array_get(js, d), &v)) {
             fail(err, err_len, path, name, "shape[%zu] is not a non-negative integer", d);
             return false;
         }
-        if (v && nelems > INT64_MAX / v) {
+        if (v && nonzero > INT64_MAX / v) {
             fail(err, err_len, path, name, "element count overflows 64 bits");
             return false;
         }
         t->shape[d] = (int64_t)v;
-        nelems *= v;
+        if (v) nonzero *= v;
+        else has_zero = true;
     }
+    uint64_t nelems = has_zero ? 0 : nonzero;
     if (nelems > SIZE_MAX / dt->bytes) {
         fail(err, err_len, path, name, "byte size overflows");
         return false;

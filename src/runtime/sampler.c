@@ -118,3 +118,54 @@ int32_t sampler_sample(const float *logits, int32_t n, const sampler_params *p, 
     }
     return c[m - 1].id;
 }
+
+void sampler_apply_penalties(float *logits, int32_t n, const sampler_penalties *p,
+                             const int32_t *prompt, int64_t n_prompt, const int32_t *output,
+                             int64_t n_output, int32_t *marks) {
+    (void)n;
+    if (p->repetition != 1.0f && p->repetition > 0) {
+        /* each distinct token once: marks[id] flags the ones already penalised */
+        for (int pass = 0; pass < 2; pass++) {
+            const int32_t *ids = pass ? output : prompt;
+            int64_t m = pass ? n_output : n_prompt;
+            for (int64_t i = 0; i < m; i++) {
+                int32_t id = ids[i];
+                if (marks[id]) continue;
+                marks[id] = 1;
+                logits[id] = logits[id] > 0 ? logits[id] / p->repetition
+                                            : logits[id] * p->repetition;
+            }
+        }
+        for (int64_t i = 0; i < n_prompt; i++) marks[prompt[i]] = 0;
+        for (int64_t i = 0; i < n_output; i++) marks[output[i]] = 0;
+    }
+    if (p->frequency != 0 || p->presence != 0) {
+        for (int64_t i = 0; i < n_output; i++) marks[output[i]]++;
+        for (int64_t i = 0; i < n_output; i++) {
+            int32_t id = output[i];
+            if (!marks[id]) continue;
+            logits[id] -= p->frequency * (float)marks[id] + p->presence;
+            marks[id] = 0;
+        }
+    }
+}
+
+float sampler_logprobs(const float *logits, int32_t n, int32_t chosen, int k, int32_t *top_ids,
+                       float *top_lp, void *work) {
+    float max = logits[sampler_argmax(logits, n)];
+    double sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += expf(logits[i] - max);
+    float lse = max + (float)log(sum);
+    if (k > 0) {
+        candidate *c = work;
+        if (k > n) k = n;
+        for (int32_t i = 0; i < n; i++) c[i] = (candidate){logits[i], i};
+        select_top(c, n, k);
+        qsort(c, (size_t)k, sizeof *c, cmp_desc);
+        for (int i = 0; i < k; i++) {
+            top_ids[i] = c[i].id;
+            top_lp[i] = c[i].logit - lse;
+        }
+    }
+    return logits[chosen] - lse;
+}

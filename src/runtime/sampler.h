@@ -32,4 +32,21 @@ int32_t sampler_sample(const float *logits, int32_t n, const sampler_params *p, 
 /* Bytes of scratch sampler_sample needs for a vocabulary of n. */
 size_t sampler_work_bytes(int32_t n);
 
+/* Penalties as SGLang applies them: frequency and presence over the output tokens so far
+ * (logit -= frequency * count + presence * [count > 0]), repetition over prompt and output
+ * tokens (a positive logit is divided by it, a negative one multiplied). Neutral values: 0, 0,
+ * 1. `marks` is caller scratch of n int32 zeros, left zeroed on return. */
+typedef struct {
+    float frequency, presence, repetition;
+} sampler_penalties;
+
+void sampler_apply_penalties(float *logits, int32_t n, const sampler_penalties *p,
+                             const int32_t *prompt, int64_t n_prompt, const int32_t *output,
+                             int64_t n_output, int32_t *marks);
+
+/* Log-probability of `chosen` under softmax(logits); when k > 0, also the k most likely tokens
+ * (descending, ties by id) into top_ids/top_lp. `work` as for sampler_sample. */
+float sampler_logprobs(const float *logits, int32_t n, int32_t chosen, int k, int32_t *top_ids,
+                       float *top_lp, void *work);
+
 #endif

@@ -91,7 +91,7 @@ static long convert(tok_detok *d, const uint8_t *bytes, size_t n, bool final) {
     size_t k = 0, i = 0;
     while (i < total) {
         size_t need, v = valid_prefix(buf + i, total - i, &need);
-        if (v == need) {
+        if (need > 0 && v == need) {
             memcpy(d->out + k, buf + i, v);
             k += v, i += v;
         } else if (v > 0 && i + v == total && !final) {

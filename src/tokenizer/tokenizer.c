@@ -63,7 +63,10 @@ static bool make_piece(tokenizer *t, size_t i) {
     const uint8_t *s = (const uint8_t *)t->text[i];
     size_t n = t->text_len[i];
     uint8_t type = t->type[i];
-    bool normal = type == TOK_TYPE_NORMAL || type == TOK_TYPE_UNDEFINED || type == TOK_TYPE_UNUSED;
+    /* HF runs every token, added ones too, through its decoders; llama.cpp keeps the text of
+     * control and user-defined tokens as it is. */
+    bool normal = t->hf || type == TOK_TYPE_NORMAL || type == TOK_TYPE_UNDEFINED ||
+                  type == TOK_TYPE_UNUSED;
     if (type == TOK_TYPE_BYTE && n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>') {
         uint8_t *p = malloc(1);
         if (!p) return false;

@@ -217,3 +217,49 @@ def test_builtin_templates_render(name):
                          input=json.dumps([U1, A1, U2]).encode(), capture_output=True, timeout=60)
     assert got.returncode == 0, got.stderr
     assert b"capital of France" in got.stdout
+
+
+def test_model_folder_tokenizer_config(tmp_path):
+    """--model-path FOLDER: chat_template as a list of {name, template} (take "default"),
+    bos/eos tokens as strings or AddedToken objects."""
+    template = (TEMPLATES[0].parent / "Qwen-Qwen2.5-7B-Instruct.jinja").read_text(encoding="utf-8")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({
+        "bos_token": None, "eos_token": {"content": "<|im_end|>", "lstrip": False},
+        "chat_template": [{"name": "tool_use", "template": "{{ raise_exception('wrong') }}"},
+                          {"name": "default", "template": template}]}))
+    messages = [SYS, U1, A1, U2]
+    (tmp_path / "m.json").write_text(json.dumps(messages))
+    got = subprocess.run([str(SGLC), "apply_chat_template", "--model-path", str(tmp_path),
+                          "--messages", str(tmp_path / "m.json"), "--add-generation-prompt"],
+                         capture_output=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    ctx = dict(messages=messages, tools=None, documents=None, add_generation_prompt=True,
+               eos_token="<|im_end|>")
+    assert got.stdout.decode() == ENV.from_string(template).render(**ctx)
+
+
+def test_model_gguf_template(tmp_path):
+    """--model-path FILE.gguf: tokenizer.chat_template and the BOS/EOS token texts."""
+    gguf = pytest.importorskip("gguf")
+    path = (ROOT / ".." / "shared" / "testdata" / "vocab" / "ggml-vocab-phi-3.gguf").resolve()
+    if not path.exists():
+        pytest.skip("no GGUF with a chat template")
+    reader = gguf.GGUFReader(str(path))
+
+    def field(name):
+        f = reader.fields[name]
+        return f.parts[f.data[0]]
+
+    template = bytes(field("tokenizer.chat_template")).decode("utf-8")
+    tokens = reader.fields["tokenizer.ggml.tokens"]
+    bos = bytes(tokens.parts[tokens.data[int(field("tokenizer.ggml.bos_token_id")[0])]]).decode()
+    eos = bytes(tokens.parts[tokens.data[int(field("tokenizer.ggml.eos_token_id")[0])]]).decode()
+    messages = [U1, A1, U2]
+    (tmp_path / "m.json").write_text(json.dumps(messages))
+    got = subprocess.run([str(SGLC), "apply_chat_template", "--model-path", str(path),
+                          "--messages", str(tmp_path / "m.json"), "--add-generation-prompt"],
+                         capture_output=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    ctx = dict(messages=messages, tools=None, documents=None, add_generation_prompt=True,
+               bos_token=bos, eos_token=eos)
+    assert got.stdout.decode() == ENV.from_string(template).render(**ctx)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/cpu.h"
 #include "kernels/backend.h"
@@ -24,6 +25,15 @@ static const dtype_t all_types[] = {DT_F32,  DT_F16,  DT_BF16, DT_Q8_0, DT_Q4_0,
 static float frand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;
     return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* base/threadpool.c's helpers read the pool's start generation only once running, so a job
+ * submitted before they start can be missed (reported to its owner); give them time to start. */
+static backend *new_backend(int n_threads) {
+    backend *be = backend_create_cpu(n_threads);
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return be;
 }
 
 static bool is_kquant(dtype_t t) { return t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K; }
@@ -118,7 +128,7 @@ static void check_accuracy(backend *be, dtype_t type, int64_t n_out, int64_t n_i
 
 static void test_matmul_vs_reference(void **state) {
     (void)state;
-    backend *be = backend_create_cpu(2);
+    backend *be = new_backend(2);
     isa_level levels[4];
     int nl = n_levels(levels);
     for (int l = 0; l < nl; l++) {
@@ -169,7 +179,7 @@ static void check_invariance(backend *be, backend *be1, dtype_t type, int64_t n_
 
 static void test_batch_invariance(void **state) {
     (void)state;
-    backend *be = backend_create_cpu(2), *be1 = backend_create_cpu(1);
+    backend *be = new_backend(2), *be1 = new_backend(1);
     isa_level levels[4];
     int nl = n_levels(levels);
     for (int l = 0; l < nl; l++) {
@@ -219,7 +229,7 @@ static void w8a8_case(backend *be, backend *be1, int64_t n_out, int64_t n_in, in
 
 static void test_w8a8(void **state) {
     (void)state;
-    backend *be = backend_create_cpu(2), *be1 = backend_create_cpu(1);
+    backend *be = new_backend(2), *be1 = new_backend(1);
     isa_level levels[4];
     int nl = n_levels(levels);
     for (int l = 0; l < nl; l++) {
@@ -233,7 +243,7 @@ static void test_w8a8(void **state) {
 
 static void test_bad_shapes(void **state) {
     (void)state;
-    backend *be = backend_create_cpu(1);
+    backend *be = new_backend(1);
     uint8_t data[34 * 4] = {0};
     float x[64] = {0}, y[8];
     tensor_view W = {.type = DT_Q8_0, .n_dims = 2, .ne = {33, 2, 1, 1}, .data = data,

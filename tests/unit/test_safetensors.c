@@ -156,6 +156,9 @@ static void test_bad_headers(void **state) {
     expect_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
                  "\"data_offsets\":[0,8]}}",
                  8, "element count overflows");
+    expect_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4,1,1,0],"
+                 "\"data_offsets\":[0,0]}}",
+                 8, "element count overflows");
     expect_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
                  "\"data_offsets\":[0,4]}}",
                  4, "rank 9 > 8");

@@ -1,0 +1,34 @@
+"""Shared fixtures for the end-to-end tests: where the sglc binary, the default model and the
+shared test data are. Tests run from the repository root (make e2e)."""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED = pathlib.Path(os.environ.get("SGLC_SHARED", ROOT.parent / "shared"))
+TESTDATA = SHARED / "testdata"
+STORIES = TESTDATA / "models" / "stories260K"
+
+
+@pytest.fixture(scope="session")
+def sglc_bin():
+    path = os.environ.get("SGLC_BIN", str(ROOT / "build" / "sglc"))
+    if not os.path.exists(path):
+        pytest.skip(f"sglc binary not built at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    path = os.environ.get("SGLC_MODEL")
+    if not path:
+        path = subprocess.run([str(ROOT / "scripts" / "fetch_model.sh")], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    return path
+
+
+def run(args, **kw):
+    """Runs sglc with a time limit, returning the CompletedProcess (text mode)."""
+    return subprocess.run(args, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
