@@ -25,7 +25,7 @@ static int generate_text_open(generate_text *tx, model *m, const char *prompt, i
     memset(tx, 0, sizeof *tx);
     char err[1024] = "";
     if (m->gguf) tx->tok = tok_load_gguf(m->gguf, err, sizeof err);
-    else snprintf(err, sizeof err, "%.900s: no tokenizer support for this folder yet", m->path);
+    else tx->tok = tok_load_hf(m->path, err, sizeof err);
     if (!tx->tok && prompt) {
         fprintf(stderr, "sglc generate: --prompt needs the model's tokenizer: %s\n", err);
         return 2;
