@@ -34,10 +34,9 @@ e2e: build model
 fuzz:
 	@scripts/run_fuzz.sh
 
-# Until the HTTP server lands this runs one chat-style generation on the default model.
+# The API server on the default model (OpenAI and SGLang routes on http://127.0.0.1:$(PORT)).
 serve: build model
-	$(BUILD)/sglc generate --model-path $(MODEL) --temperature 0 --max-new-tokens 64 \
-	  --prompt "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+	$(BUILD)/sglc launch_server --model-path $(MODEL) --host 127.0.0.1 --port $(PORT)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

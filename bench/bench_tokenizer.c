@@ -3,8 +3,9 @@
  * Build by hand against a tokenizer build, e.g.
  *   cmake -S . -B build-tok -DSGLC_ONLY="base;formats;tokenizer" && cmake --build build-tok -j2
  *   gcc -O2 -std=c17 -D_GNU_SOURCE -Isrc bench/bench_tokenizer.c build-tok/libsglc_core.a \
- *       $(pkg-config --libs jansson libpcre2-8 libutf8proc) -lm -lpthread -o build-tok/bench_tokenizer
- * Usage: bench_tokenizer MODEL_PATH CORPUS_FILE  (MODEL_PATH: .gguf or tokenizer.json) */
+ *       $(pkg-config --libs jansson libpcre2-8 libutf8proc) -lm -lpthread -o
+ * build-tok/bench_tokenizer Usage: bench_tokenizer MODEL_PATH CORPUS_FILE  (MODEL_PATH: .gguf or
+ * tokenizer.json) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

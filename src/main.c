@@ -17,8 +17,10 @@ static const subcommand subcommands[] = {
     {"bench_offline_throughput", cli_bench_offline_throughput, "time a workload through the batching engine"},
     /* more subcommands: keep one line each, alphabetical after the two above */
     {"apply_chat_template", cli_apply_chat_template, "print the prompt a chat template makes of messages"},
+    {"bench_serving", cli_bench_serving, "benchmark a running server over HTTP (SGLang's table)"},
     {"check_system", cli_check_system, "check host settings for serving (governor, NUMA, swap)"},
     {"detokenize", cli_detokenize, "print the text of a list of token ids"},
+    {"launch_server", cli_launch_server, "serve a model over HTTP (OpenAI and SGLang APIs)"},
     {"tokenize", cli_tokenize, "print the token ids of a text as JSON"},
 };
 

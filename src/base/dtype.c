@@ -1,5 +1,5 @@
 /* Tables behind base/dtype.h. The block layouts themselves live with the kernels
- * (kernels/quant_blocks.h); here only their sizes, which the file readers need to check that a
+ * (kernels/quant.h, kernels/kquants.h); here only their sizes, which the file readers need to check that a
  * tensor's bytes fit inside its file. */
 #include "base/dtype.h"
 

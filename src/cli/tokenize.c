@@ -14,7 +14,8 @@
 
 static void print_ids(const int32_t *ids, size_t n) {
     putchar('[');
-    for (size_t i = 0; i < n; i++) printf(i ? ", %d" : "%d", ids[i]);
+    for (size_t i = 0; i < n; i++)
+        printf(i ? ", %d" : "%d", ids[i]);
     printf("]\n");
 }
 
@@ -45,7 +46,8 @@ static int tokenize_file(const tokenizer *t, const char *path, bool add_special,
     int rc = 0;
     while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
         if (n == 0) continue;
         json_error_t jerr;
         json_t *j = json_loadb(line, (size_t)n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
@@ -56,8 +58,8 @@ static int tokenize_file(const tokenizer *t, const char *path, bool add_special,
             rc = 2;
             break;
         }
-        rc = encode_print("tokenize", t, json_string_value(j), json_string_length(j),
-                          add_special, parse_special);
+        rc = encode_print("tokenize", t, json_string_value(j), json_string_length(j), add_special,
+                          parse_special);
         json_decref(j);
     }
     free(line);
@@ -78,12 +80,12 @@ int cli_tokenize(int argc, char **argv) {
     arg_spec specs[] = {
         {"--model-path", ARG_STR, &model_path,
          "a .gguf file, a folder with tokenizer.json, or a tokenizer.json", false},
-        {"--add-special-tokens", ARG_BOOL, &add_special, "add BOS/EOS as the tokenizer's config says",
-         false},
+        {"--add-special-tokens", ARG_BOOL, &add_special,
+         "add BOS/EOS as the tokenizer's config says", false},
         {"--no-parse-special", ARG_BOOL, &no_parse_special,
          "treat control-token texts in the input as plain text", false},
-        {"--input-file", ARG_STR, &input_file, "one JSON string per line; one JSON array out per line",
-         false},
+        {"--input-file", ARG_STR, &input_file,
+         "one JSON string per line; one JSON array out per line", false},
     };
     int nspecs = (int)(sizeof specs / sizeof specs[0]), npos;
     const char *pos[1];
@@ -101,9 +103,9 @@ int cli_tokenize(int argc, char **argv) {
     }
     tokenizer *t = open_tok("tokenize", model_path);
     if (!t) return 2;
-    rc = input_file ? tokenize_file(t, input_file, add_special, !no_parse_special)
-                    : encode_print("tokenize", t, pos[0], strlen(pos[0]), add_special,
-                                   !no_parse_special);
+    rc = input_file
+             ? tokenize_file(t, input_file, add_special, !no_parse_special)
+             : encode_print("tokenize", t, pos[0], strlen(pos[0]), add_special, !no_parse_special);
     tok_free(t);
     return rc;
 }
@@ -115,7 +117,8 @@ static bool parse_ids(const char *s, int32_t **ids, size_t *n) {
     *ids = malloc(cap * sizeof **ids);
     if (!*ids) return false;
     while (*s) {
-        while (*s == ' ' || *s == ',') s++;
+        while (*s == ' ' || *s == ',')
+            s++;
         if (!*s) break;
         char *end;
         errno = 0;
@@ -146,8 +149,7 @@ int cli_detokenize(int argc, char **argv) {
     const char *pos[1];
     int rc = args_parse("detokenize", specs, nspecs, argc, argv, pos, 1, &npos);
     if (rc == 1) {
-        args_usage("detokenize", "--model-path P [--skip-special-tokens] ID,ID,...", specs,
-                   nspecs);
+        args_usage("detokenize", "--model-path P [--skip-special-tokens] ID,ID,...", specs, nspecs);
         return 0;
     }
     if (rc) return rc;
@@ -170,8 +172,8 @@ int cli_detokenize(int argc, char **argv) {
     }
     for (size_t i = 0; i < n; i++)
         if ((size_t)ids[i] >= tok_vocab_size(t)) {
-            fprintf(stderr, "sglc detokenize: id %d is out of range (vocabulary of %zu)\n",
-                    ids[i], tok_vocab_size(t));
+            fprintf(stderr, "sglc detokenize: id %d is out of range (vocabulary of %zu)\n", ids[i],
+                    tok_vocab_size(t));
             free(ids);
             tok_free(t);
             return 2;

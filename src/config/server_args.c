@@ -45,9 +45,10 @@ static const server_arg_spec TABLE[] = {
      "it has no fp8 KV cache", "KV cache element type"},
     {"quantization", NULL, SA_STR, F(quantization), NULL,
      "awq|fp8|gptq|marlin|gptq_marlin|awq_marlin|bitsandbytes|gguf|modelopt|modelopt_fp4|"
-     "petit_nvfp4|w8a8_int8|w8a8_fp8|moe_wna16|qoq|w4afp8|mxfp4", "gguf",
+     "petit_nvfp4|w8a8_int8|w8a8_fp8|moe_wna16|qoq|w4afp8|mxfp4", "gguf|w8a8_int8",
      "this build runs the weight types stored in GGUF files (F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
-     "K-quants); leave --quantization out or use gguf", "weight quantization method"},
+     "K-quants) and w8a8_int8 checkpoints; leave --quantization out or use gguf or w8a8_int8",
+     "weight quantization method"},
     {"served-model-name", NULL, SA_STR, F(served_model_name), NULL, NULL, NULL, NULL,
      "model id in the OpenAI API (default: --model-path)"},
     {"chat-template", NULL, SA_STR, F(chat_template), NULL, NULL, NULL, NULL,

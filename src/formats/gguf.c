@@ -106,11 +106,23 @@ static bool read_str(rd *r, gguf_str *s, const char *field) {
 /* Bytes of one element of a fixed-size type; 0 for strings, arrays and unknown types. */
 static size_t scalar_size(uint32_t t) {
     switch (t) {
-    case GGUF_UINT8: case GGUF_INT8: case GGUF_BOOL: return 1;
-    case GGUF_UINT16: case GGUF_INT16: return 2;
-    case GGUF_UINT32: case GGUF_INT32: case GGUF_FLOAT32: return 4;
-    case GGUF_UINT64: case GGUF_INT64: case GGUF_FLOAT64: return 8;
-    default: return 0;
+    case GGUF_UINT8:
+    case GGUF_INT8:
+    case GGUF_BOOL:
+        return 1;
+    case GGUF_UINT16:
+    case GGUF_INT16:
+        return 2;
+    case GGUF_UINT32:
+    case GGUF_INT32:
+    case GGUF_FLOAT32:
+        return 4;
+    case GGUF_UINT64:
+    case GGUF_INT64:
+    case GGUF_FLOAT64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -140,8 +152,10 @@ static bool read_array_body(rd *r, uint32_t type, uint64_t n, int depth, gguf_st
         return false;
     }
     if (n > (r->size - r->pos) / min_elem_size(type)) {
-        fail(r, "truncated: array of %" PRIu64 " %s elements cannot fit in the %zu bytes left",
-             n, type == GGUF_STRING ? "string" : type == GGUF_ARRAY ? "array" : "scalar",
+        fail(r, "truncated: array of %" PRIu64 " %s elements cannot fit in the %zu bytes left", n,
+             type == GGUF_STRING  ? "string"
+             : type == GGUF_ARRAY ? "array"
+                                  : "scalar",
              r->size - r->pos);
         return false;
     }
@@ -361,8 +375,8 @@ static bool read_tensor_info(rd *r, gguf_file *g, uint64_t i) {
 static bool read_tensors(rd *r, gguf_file *g, uint64_t n_tensors) {
     /* Each tensor info takes at least 32 bytes: name length, n_dims, one dim, type, offset. */
     if (n_tensors > (r->size - r->pos) / 32) {
-        fail(r, "truncated: %" PRIu64 " tensor infos cannot fit in the %zu bytes left",
-             n_tensors, r->size - r->pos);
+        fail(r, "truncated: %" PRIu64 " tensor infos cannot fit in the %zu bytes left", n_tensors,
+             r->size - r->pos);
         return false;
     }
     g->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensors);
@@ -382,12 +396,13 @@ static bool read_tensors(rd *r, gguf_file *g, uint64_t n_tensors) {
         uint64_t off = t->offset, len = t->view.nbytes;
         if (data > r->size || off > r->size - data || len > r->size - data - off) {
             if (off > UINT64_MAX - data || len > UINT64_MAX - data - off)
-                fail(r, "data at offset %" PRIu64 " + %zu, length %" PRIu64
-                        " lies past end of file (size %zu)",
+                fail(r,
+                     "data at offset %" PRIu64 " + %zu, length %" PRIu64
+                     " lies past end of file (size %zu)",
                      off, data, len, r->size);
             else
-                fail(r, "data [%" PRIu64 ", %" PRIu64 ") past end of file (size %zu)",
-                     data + off, data + off + len, r->size);
+                fail(r, "data [%" PRIu64 ", %" PRIu64 ") past end of file (size %zu)", data + off,
+                     data + off + len, r->size);
             return false;
         }
         t->view.data = r->p + data + off;
@@ -493,9 +508,9 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name) {
 }
 
 const char *gguf_type_name(gguf_type t) {
-    static const char *names[] = {"uint8",  "int8",   "uint16", "int16",  "uint32",
-                                  "int32",  "float32", "bool",  "string", "array",
-                                  "uint64", "int64",  "float64"};
+    static const char *names[] = {"uint8",  "int8",    "uint16", "int16",  "uint32",
+                                  "int32",  "float32", "bool",   "string", "array",
+                                  "uint64", "int64",   "float64"};
     return (unsigned)t <= GGUF_FLOAT64 ? names[t] : "?";
 }
 
@@ -512,17 +527,59 @@ static bool read_num(gguf_type t, const uint8_t *p, num *n) {
     memset(n, 0, sizeof *n);
     n->is_int = true;
     switch (t) {
-    case GGUF_UINT8: case GGUF_BOOL: n->u = p[0]; break;
-    case GGUF_INT8: { int8_t v; memcpy(&v, p, 1); n->i = v; break; }
-    case GGUF_UINT16: { uint16_t v; memcpy(&v, p, 2); n->u = v; break; }
-    case GGUF_INT16: { int16_t v; memcpy(&v, p, 2); n->i = v; break; }
-    case GGUF_UINT32: { uint32_t v; memcpy(&v, p, 4); n->u = v; break; }
-    case GGUF_INT32: { int32_t v; memcpy(&v, p, 4); n->i = v; break; }
-    case GGUF_UINT64: memcpy(&n->u, p, 8); break;
-    case GGUF_INT64: memcpy(&n->i, p, 8); break;
-    case GGUF_FLOAT32: { float v; memcpy(&v, p, 4); n->f = v; n->is_int = false; return true; }
-    case GGUF_FLOAT64: memcpy(&n->f, p, 8); n->is_int = false; return true;
-    default: return false;
+    case GGUF_UINT8:
+    case GGUF_BOOL:
+        n->u = p[0];
+        break;
+    case GGUF_INT8: {
+        int8_t v;
+        memcpy(&v, p, 1);
+        n->i = v;
+        break;
+    }
+    case GGUF_UINT16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        n->u = v;
+        break;
+    }
+    case GGUF_INT16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        n->i = v;
+        break;
+    }
+    case GGUF_UINT32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        n->u = v;
+        break;
+    }
+    case GGUF_INT32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        n->i = v;
+        break;
+    }
+    case GGUF_UINT64:
+        memcpy(&n->u, p, 8);
+        break;
+    case GGUF_INT64:
+        memcpy(&n->i, p, 8);
+        break;
+    case GGUF_FLOAT32: {
+        float v;
+        memcpy(&v, p, 4);
+        n->f = v;
+        n->is_int = false;
+        return true;
+    }
+    case GGUF_FLOAT64:
+        memcpy(&n->f, p, 8);
+        n->is_int = false;
+        return true;
+    default:
+        return false;
     }
     bool is_signed = t == GGUF_INT8 || t == GGUF_INT16 || t == GGUF_INT32 || t == GGUF_INT64;
     if (is_signed) {
@@ -623,8 +680,7 @@ static bool walk_to(const gguf_file *g, const gguf_kv *kv, uint64_t i, rd *r) {
         } else if (kv->arr_type == GGUF_ARRAY) {
             uint32_t t;
             uint64_t n;
-            if (!read_u32(r, &t, "") || !read_u64(r, &n, "") ||
-                !read_array_body(r, t, n, 1, NULL))
+            if (!read_u32(r, &t, "") || !read_u64(r, &n, "") || !read_array_body(r, t, n, 1, NULL))
                 return false;
         } else {
             return false;

@@ -81,7 +81,7 @@ const gguf_tensor *gguf_tensor_at(const gguf_file *g, size_t i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name);
 
 /* Additions beyond the first contract. */
-uint32_t gguf_alignment(const gguf_file *g);  /* general.alignment, 32 when absent */
+uint32_t gguf_alignment(const gguf_file *g); /* general.alignment, 32 when absent */
 size_t gguf_data_offset(const gguf_file *g); /* file offset of the tensor data section */
 const char *gguf_type_name(gguf_type t);     /* "uint32", "string"...; "?" when unknown */
 /* Element i of an array of strings: O(1) for a top-level kv (its arr_strs index), a walk for an

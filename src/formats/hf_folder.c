@@ -126,8 +126,8 @@ static bool open_sharded(hf_folder *f, const char *index_path, char *err, size_t
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", f->path, names[i]);
             if (!is_file(path))
-                snprintf(err, err_len, "%s: shard '%s' listed in weight_map is missing",
-                         index_path, names[i]);
+                snprintf(err, err_len, "%s: shard '%s' listed in weight_map is missing", index_path,
+                         names[i]);
             goto out;
         }
     }
@@ -163,8 +163,8 @@ static bool index_tensors(hf_folder *f, char *err, size_t err_len) {
             if (!name_index_add(&f->index, t->name, strlen(t->name), f->n_tensors, NULL)) {
                 size_t j = 0;
                 while (j < i && !safetensors_find(f->shards[j], t->name)) j++;
-                snprintf(err, err_len, "%s: tensor '%.96s' is in two shards: %s and %s",
-                         f->path, t->name, safetensors_path(f->shards[j]), safetensors_path(s));
+                snprintf(err, err_len, "%s: tensor '%.96s' is in two shards: %s and %s", f->path,
+                         t->name, safetensors_path(f->shards[j]), safetensors_path(s));
                 return false;
             }
             f->tensors[f->n_tensors++] = t;
@@ -200,8 +200,7 @@ hf_folder *hf_folder_open(const char *dir, char *err, size_t err_len) {
     } else if (is_file(index)) {
         if (!open_sharded(f, index, err, err_len)) goto fail;
     } else {
-        snprintf(err, err_len, "%s: no model.safetensors or model.safetensors.index.json",
-                 f->path);
+        snprintf(err, err_len, "%s: no model.safetensors or model.safetensors.index.json", f->path);
         goto fail;
     }
     if (!index_tensors(f, err, err_len)) goto fail;

@@ -20,8 +20,8 @@ typedef struct hf_folder hf_folder;
 hf_folder *hf_folder_open(const char *dir, char *err, size_t err_len);
 void hf_folder_close(hf_folder *f);
 
-const char *hf_folder_path(const hf_folder *f); /* the folder, for tokenizer files */
-json_t *hf_folder_config(const hf_folder *f);   /* config.json (borrowed) */
+const char *hf_folder_path(const hf_folder *f);          /* the folder, for tokenizer files */
+json_t *hf_folder_config(const hf_folder *f);            /* config.json (borrowed) */
 json_t *hf_folder_generation_config(const hf_folder *f); /* borrowed, NULL when absent */
 
 size_t hf_folder_n_shards(const hf_folder *f);

@@ -168,8 +168,7 @@ static bool pick_snapshot(const char *repo, char *snap, size_t len, char *looked
         for (const char *c = hash; *c; c++)
             if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
                 ok = false;
-        if (ok && (size_t)snprintf(snap, len, "%s/snapshots/%s", repo, hash) < len &&
-            is_dir(snap))
+        if (ok && (size_t)snprintf(snap, len, "%s/snapshots/%s", repo, hash) < len && is_dir(snap))
             return true;
         append(looked, looked_len, "; %s/snapshots/%s (from refs/main: not there)", repo, hash);
     } else {
@@ -232,7 +231,8 @@ model_src_kind model_path_resolve(const char *arg, char *out, size_t out_len, ch
     char root[MP_PATH], repo[MP_PATH], snap[MP_PATH];
     const char *from = "";
     if (!hub_root(root, sizeof root, &from)) {
-        append(looked, sizeof looked, "; the Hugging Face cache (no HF_HUB_CACHE, HF_HOME or HOME)");
+        append(looked, sizeof looked,
+               "; the Hugging Face cache (no HF_HUB_CACHE, HF_HOME or HOME)");
     } else {
         if ((size_t)snprintf(repo, sizeof repo, "%s/models--%s--%s", root, org, name) >=
             sizeof repo) {

@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 typedef enum {
-    MODEL_SRC_NONE = 0, /* error: see err */
-    MODEL_SRC_GGUF = 1, /* out is a .gguf file */
+    MODEL_SRC_NONE = 0,      /* error: see err */
+    MODEL_SRC_GGUF = 1,      /* out is a .gguf file */
     MODEL_SRC_HF_FOLDER = 2, /* out is a folder with config.json (open with hf_folder_open) */
 } model_src_kind;
 

@@ -30,18 +30,16 @@ typedef struct {
 } st_dtype;
 
 static const st_dtype st_dtypes[] = {
-    {"F64", DT_F64, 8},     {"F32", DT_F32, 4},     {"F16", DT_F16, 2},
-    {"BF16", DT_BF16, 2},   {"I64", DT_I64, 8},     {"I32", DT_I32, 4},
-    {"I16", DT_I16, 2},     {"I8", DT_I8, 1},       {"U64", -1, 8},
-    {"U32", -1, 4},         {"U16", -1, 2},         {"U8", -1, 1},
-    {"BOOL", -1, 1},        {"F8_E4M3", -1, 1},     {"F8_E5M2", -1, 1},
-    {"F8_E8M0", -1, 1},
+    {"F64", DT_F64, 8}, {"F32", DT_F32, 4}, {"F16", DT_F16, 2}, {"BF16", DT_BF16, 2},
+    {"I64", DT_I64, 8}, {"I32", DT_I32, 4}, {"I16", DT_I16, 2}, {"I8", DT_I8, 1},
+    {"U64", -1, 8},     {"U32", -1, 4},     {"U16", -1, 2},     {"U8", -1, 1},
+    {"BOOL", -1, 1},    {"F8_E4M3", -1, 1}, {"F8_E5M2", -1, 1}, {"F8_E8M0", -1, 1},
 };
 
-static void fail(char *err, size_t err_len, const char *path, const char *tensor,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void fail(char *err, size_t err_len, const char *path, const char *tensor,
-                 const char *fmt, ...) {
+static void fail(char *err, size_t err_len, const char *path, const char *tensor, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
+static void fail(char *err, size_t err_len, const char *path, const char *tensor, const char *fmt,
+                 ...) {
     if (!err || !err_len) return;
     int n = tensor ? snprintf(err, err_len, "%s: tensor '%.96s': ", path, tensor)
                    : snprintf(err, err_len, "%s: ", path);
@@ -71,8 +69,9 @@ static bool parse_tensor(safetensors_file *f, const char *name, json_t *e, safet
     json_t *js = json_object_get(e, "shape");
     json_t *jo = json_object_get(e, "data_offsets");
     if (!json_is_string(jd) || !json_is_array(js) || !json_is_array(jo)) {
-        fail(err, err_len, path, name, "needs \"dtype\" (string), \"shape\" and "
-                                       "\"data_offsets\" (arrays)");
+        fail(err, err_len, path, name,
+             "needs \"dtype\" (string), \"shape\" and "
+             "\"data_offsets\" (arrays)");
         return false;
     }
     const st_dtype *dt = NULL;
@@ -106,8 +105,10 @@ static bool parse_tensor(safetensors_file *f, const char *name, json_t *e, safet
             return false;
         }
         t->shape[d] = (int64_t)v;
-        if (v) nonzero *= v;
-        else has_zero = true;
+        if (v)
+            nonzero *= v;
+        else
+            has_zero = true;
     }
     uint64_t nelems = has_zero ? 0 : nonzero;
     if (nelems > SIZE_MAX / dt->bytes) {
@@ -142,8 +143,10 @@ static bool parse_tensor(safetensors_file *f, const char *name, json_t *e, safet
     for (int d = 0; d < TENSOR_MAX_DIMS; d++) v->ne[d] = 1;
     for (int d = 0; d < t->rank; d++) {
         int k = t->rank - 1 - d; /* shape index of ne[d] */
-        if (d < TENSOR_MAX_DIMS) v->ne[d] = t->shape[k];
-        else v->ne[TENSOR_MAX_DIMS - 1] *= t->shape[k];
+        if (d < TENSOR_MAX_DIMS)
+            v->ne[d] = t->shape[k];
+        else
+            v->ne[TENSOR_MAX_DIMS - 1] *= t->shape[k];
     }
     v->data = f->map.data + f->data_offset + t->begin;
     v->nbytes = (size_t)need;

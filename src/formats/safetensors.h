@@ -22,11 +22,11 @@
 #define SAFETENSORS_MAX_HEADER (100u * 1000 * 1000)
 
 typedef struct {
-    char *name;       /* NUL-terminated copy */
-    char dtype[12];   /* as the file spells it: "F32", "BF16", "U8", "BOOL", "F8_E4M3"... */
-    bool known_type;  /* the dtype maps to a dtype_t (F32 F16 BF16 F64 I8 I16 I32 I64) */
+    char *name;      /* NUL-terminated copy */
+    char dtype[12];  /* as the file spells it: "F32", "BF16", "U8", "BOOL", "F8_E4M3"... */
+    bool known_type; /* the dtype maps to a dtype_t (F32 F16 BF16 F64 I8 I16 I32 I64) */
     size_t elem_bytes;
-    int rank;         /* 0..SAFETENSORS_MAX_DIMS */
+    int rank;                            /* 0..SAFETENSORS_MAX_DIMS */
     int64_t shape[SAFETENSORS_MAX_DIMS]; /* as listed in the file: outermost first */
     /* GGML order: ne[0] = shape[rank-1] (innermost), ne[1] = shape[rank-2]...; a rank above 4
      * folds its outer dims into ne[3]. view.type is DT_COUNT when !known_type (read the bytes

@@ -226,8 +226,8 @@ static int run_job(backend *be, mm_job *job) {
     int64_t chunk = (int64_t)(MM_L1_WEIGHT_BYTES / (row_bytes ? row_bytes : 1));
     int64_t per_thread = (job->n_out + 4 * nth - 1) / (4 * nth); /* >= 4 chunks per thread */
     if (chunk > per_thread) chunk = per_thread;
-    chunk = (chunk + 3) & ~(int64_t)3;
-    if (chunk < 4) chunk = 4;
+    chunk = (chunk + 7) & ~(int64_t)7; /* whole tiles: 8 rows is a multiple of every tile */
+    if (chunk < 8) chunk = 8;
     job->chunk = chunk;
     job->n_chunks = (job->n_out + chunk - 1) / chunk;
     int64_t tb = (int64_t)(MM_L2_ACT_BYTES / (job->a.x_stride ? job->a.x_stride : 1));

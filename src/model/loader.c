@@ -184,7 +184,14 @@ static int config_from_hf(loader *ld, const json_t *j, const json_t *gen, model_
     c->rope_theta = json_is_number(v) ? (float)json_number_value(v) : 10000.0f;
     c->tie_embeddings = json_is_true(json_object_get(j, "tie_word_embeddings"));
     if (json_is_true(json_object_get(j, "attention_bias"))) c->qkv_bias = true;
-    const json_t *rs = json_object_get(j, "rope_scaling");
+    /* transformers 5 writes rope_theta and the scaling type together in rope_parameters */
+    const json_t *rs = json_object_get(j, "rope_parameters");
+    if (json_is_object(rs)) {
+        v = json_object_get(rs, "rope_theta");
+        if (json_is_number(v)) c->rope_theta = (float)json_number_value(v);
+    } else {
+        rs = json_object_get(j, "rope_scaling");
+    }
     if (json_is_object(rs)) {
         const char *rt = json_string_value(json_object_get(rs, "rope_type"));
         if (!rt) rt = json_string_value(json_object_get(rs, "type"));

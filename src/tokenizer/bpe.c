@@ -34,7 +34,8 @@ void tok_scratch_free(tok_scratch *s) {
 bool tok_scratch_reserve(tok_scratch *s, size_t n) {
     if (n <= s->cap) return true;
     size_t cap = s->cap ? s->cap : 64;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     int32_t *sym = realloc(s->sym, cap * sizeof *sym);
     if (sym) s->sym = sym;
     uint32_t *st = realloc(s->start, cap * sizeof *st);
@@ -105,12 +106,12 @@ static bool heap_pair(const tokenizer *t, const tok_scratch *s, int32_t i, tok_h
 static bool bpe_long(const tokenizer *t, long k, tok_scratch *s) {
     tok_heap h = {0};
     bool ok = true;
-    for (long i = 0; i + 1 < k && ok; i++) ok = heap_pair(t, s, (int32_t)i, &h);
+    for (long i = 0; i + 1 < k && ok; i++)
+        ok = heap_pair(t, s, (int32_t)i, &h);
     while (ok && h.n) {
         tok_heap_item it = tok_heap_pop(&h);
         int32_t l = it.left, r = it.right;
-        if (s->len[l] == 0 || s->len[r] == 0 || s->next[l] != r ||
-            s->len[l] + s->len[r] != it.size)
+        if (s->len[l] == 0 || s->len[r] == 0 || s->next[l] != r || s->len[l] + s->len[r] != it.size)
             continue;
         s->sym[l] = it.merged;
         s->len[l] += s->len[r];
@@ -140,7 +141,8 @@ bool tok_bpe_word(const tokenizer *t, const uint8_t *w, size_t n, tok_scratch *s
     }
     /* rank[i] and merged[i] describe the pair (i, next[i]). */
     int32_t rank[WORD_SCAN_MAX], merged[WORD_SCAN_MAX];
-    for (long i = 0; i < k; i++) rank[i] = pair_rank(t, s, (int32_t)i, &merged[i]);
+    for (long i = 0; i < k; i++)
+        rank[i] = pair_rank(t, s, (int32_t)i, &merged[i]);
     for (;;) {
         int32_t best = -1, best_rank = INT32_MAX;
         for (int32_t i = 0; i >= 0; i = s->next[i])
@@ -153,8 +155,8 @@ bool tok_bpe_word(const tokenizer *t, const uint8_t *w, size_t n, tok_scratch *s
         s->next[best] = s->next[j];
         if (s->next[j] >= 0) s->prev[s->next[j]] = best;
         rank[best] = pair_rank(t, s, best, &merged[best]);
-        if (s->prev[best] >= 0) rank[s->prev[best]] = pair_rank(t, s, s->prev[best],
-                                                                  &merged[s->prev[best]]);
+        if (s->prev[best] >= 0)
+            rank[s->prev[best]] = pair_rank(t, s, s->prev[best], &merged[s->prev[best]]);
     }
     bool ok = true;
     for (int32_t i = 0; i >= 0 && ok; i = s->next[i])

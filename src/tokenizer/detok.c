@@ -12,7 +12,7 @@
 struct tok_detok {
     const tokenizer *t;
     bool skip_special;
-    bool started;   /* a token has been output: no more prefix stripping */
+    bool started; /* a token has been output: no more prefix stripping */
     uint8_t pend[4];
     size_t n_pend;
     char *out;
@@ -69,7 +69,8 @@ static size_t valid_prefix(const uint8_t *s, size_t n, size_t *need) {
 static bool out_reserve(tok_detok *d, size_t n) {
     if (n <= d->out_cap) return true;
     size_t cap = d->out_cap ? d->out_cap : 64;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     char *p = realloc(d->out, cap);
     if (!p) return false;
     d->out = p, d->out_cap = cap;
@@ -150,7 +151,8 @@ char *tok_decode(const tokenizer *t, const int32_t *ids, size_t n, bool skip_spe
             break;
         }
         if (len + k + 1 > cap) {
-            while (len + k + 1 > cap) cap *= 2;
+            while (len + k + 1 > cap)
+                cap *= 2;
             char *s2 = realloc(s, cap);
             if (!s2) {
                 free(s);

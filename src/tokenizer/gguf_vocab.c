@@ -68,11 +68,13 @@ static bool add_merges(tokenizer *t, const gguf_file *g, char *err, size_t err_l
 static void phi3_attrs(tokenizer *t, const gguf_file *g) {
     char *name = gguf_get_str(g, "general.name");
     if (!name) return;
-    for (char *p = name; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (char *p = name; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     bool phi3 = strstr(name, "phi-3") || strstr(name, "phi3");
     free(name);
     if (!phi3) return;
-    for (size_t k = 0; k < t->n_specials; k++) t->attr[t->specials[k]] |= TOK_ATTR_RSTRIP;
+    for (size_t k = 0; k < t->n_specials; k++)
+        t->attr[t->specials[k]] |= TOK_ATTR_RSTRIP;
     int32_t id = tok_strmap_get(&t->by_text, "</s>", 4);
     if (id >= 0) t->attr[id] |= TOK_ATTR_RSTRIP;
     static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
@@ -82,29 +84,83 @@ static void phi3_attrs(tokenizer *t, const gguf_file *g) {
     }
 }
 
+/* Texts llama.cpp treats as end-of-generation, and as fill-in-the-middle markers; it forces all
+ * of them to control type (so they are not matched in text without parse_special). */
+static const char *const eog_texts[] = {"<|eot_id|>",
+                                        "<|im_end|>",
+                                        "<|end|>",
+                                        "<|return|>",
+                                        "<|call|>",
+                                        "<|flush|>",
+                                        "<|calls|>",
+                                        "<end_of_turn>",
+                                        "<|endoftext|>",
+                                        "</s>",
+                                        "<|eom_id|>",
+                                        "<EOT>",
+                                        "_<EOT>",
+                                        "[EOT]",
+                                        "[EOS]",
+                                        "<|end_of_text|>",
+                                        "<end_of_utterance>",
+                                        "<eos>",
+                                        "<turn|>",
+                                        "<|tool_response>",
+                                        "<｜end▁of▁sentence｜>",
+                                        "[e~[",
+                                        NULL};
+static const char *const fim_texts[] = {
+    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",    "<｜fim▁begin｜>",
+    "<PRE>",          "▁<PRE>",       "<|code_prefix|>", "<|prefix|>",
+    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",    "<｜fim▁hole｜>",
+    "<SUF>",          "▁<SUF>",       "<|code_suffix|>", "<|suffix|>",
+    "<|fim_middle|>", "<fim-middle>", "<fim_middle>",    "<｜fim▁end｜>",
+    "<MID>",          "▁<MID>",       "<|code_middle|>", "<|middle|>",
+    "<|fim_pad|>",    "<fim-pad>",    "<fim_pad>",       "<PAD>",
+    "[PAD]",          "<|fim_repo|>", "<|repo_name|>",   "<fim-repo>",
+    "<REPO>",         "<reponame>",   "<|file_sep|>",    NULL};
+/* gpt-oss markup that llama.cpp always renders. */
+static const char *const user_texts[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>",
+                                         NULL};
+
+static bool in_list(const char *const *list, const char *s, size_t n) {
+    for (; *list; list++)
+        if (strlen(*list) == n && !memcmp(*list, s, n)) return true;
+    return false;
+}
+
+/* Applies llama.cpp's by-text type overrides; runs before the indexes are built. */
+static void override_types(tokenizer *t) {
+    for (size_t i = 0; i < t->n_vocab; i++) {
+        const char *s = t->text[i];
+        size_t n = t->text_len[i];
+        bool maybe = s[0] == '<' || s[0] == '[' || s[0] == '_' || (uint8_t)s[0] == 0xE2;
+        if (n < 3 || n > 40 || !maybe) continue;
+        if (in_list(user_texts, s, n))
+            t->type[i] = TOK_TYPE_USER_DEFINED;
+        else if (in_list(eog_texts, s, n) || in_list(fim_texts, s, n))
+            t->type[i] = TOK_TYPE_CONTROL;
+    }
+}
+
 /* End-of-generation ids: eos, eot, eom, and the end-of-turn tokens llama.cpp recognises by
  * their text. */
 static bool collect_eos(tokenizer *t, const gguf_file *g, char *err, size_t err_len) {
-    int32_t ids[16];
+    int32_t ids[40];
     size_t n = 0;
     int32_t eot = -1, eom = -1;
     if (!get_id(g, "tokenizer.ggml.eot_token_id", t->n_vocab, &eot, err, err_len) ||
         !get_id(g, "tokenizer.ggml.eom_token_id", t->n_vocab, &eom, err, err_len))
         return false;
-    int32_t cand[12] = {t->eos, eot, eom};
+    int32_t cand[40] = {t->eos, eot, eom};
     size_t nc = 3;
-    static const char *const texts[] = {"<|eot_id|>", "<|im_end|>",  "<|end|>",
-                                        "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-                                        "<EOT>"};
-    for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
-        int32_t id = tok_strmap_get(&t->by_text, texts[k], strlen(texts[k]));
-        if (id >= 0 && (t->type[id] == TOK_TYPE_CONTROL || t->type[id] == TOK_TYPE_USER_DEFINED))
-            cand[nc++] = id;
-    }
+    for (size_t k = 0; eog_texts[k] && nc < 40; k++)
+        cand[nc++] = tok_strmap_get(&t->by_text, eog_texts[k], strlen(eog_texts[k]));
     for (size_t k = 0; k < nc; k++) {
         if (cand[k] < 0) continue;
         bool dup = false;
-        for (size_t j = 0; j < n; j++) dup |= ids[j] == cand[k];
+        for (size_t j = 0; j < n; j++)
+            dup |= ids[j] == cand[k];
         if (!dup) ids[n++] = cand[k];
     }
     if (n == 0) return true;
@@ -125,14 +181,12 @@ static bool load_tokens(tokenizer *t, const gguf_file *g, const gguf_kv *toks, c
     const gguf_kv *types = gguf_find_kv(g, "tokenizer.ggml.token_type");
     if (scores && (scores->type != GGUF_ARRAY || scores->arr_n < toks->arr_n)) {
         snprintf(err, err_len, "%s: tokenizer.ggml.scores: %llu entries for %llu tokens",
-                 gguf_path(g), (unsigned long long)scores->arr_n,
-                 (unsigned long long)toks->arr_n);
+                 gguf_path(g), (unsigned long long)scores->arr_n, (unsigned long long)toks->arr_n);
         return false;
     }
     if (types && (types->type != GGUF_ARRAY || types->arr_n < toks->arr_n)) {
         snprintf(err, err_len, "%s: tokenizer.ggml.token_type: %llu entries for %llu tokens",
-                 gguf_path(g), (unsigned long long)types->arr_n,
-                 (unsigned long long)toks->arr_n);
+                 gguf_path(g), (unsigned long long)types->arr_n, (unsigned long long)toks->arr_n);
         return false;
     }
     for (size_t i = 0; i < t->n_vocab; i++) {
@@ -177,8 +231,8 @@ tokenizer *tok_load_gguf(const gguf_file *g, char *err, size_t err_len) {
     }
     bool spm = !strcmp(model, "llama"), bpe = !strcmp(model, "gpt2");
     if (!spm && !bpe) {
-        snprintf(err, err_len, "%s: tokenizer.ggml.model: unsupported tokenizer '%s'",
-                 gguf_path(g), model);
+        snprintf(err, err_len, "%s: tokenizer.ggml.model: unsupported tokenizer '%s'", gguf_path(g),
+                 model);
         free(model);
         return NULL;
     }
@@ -227,6 +281,7 @@ tokenizer *tok_load_gguf(const gguf_file *g, char *err, size_t err_len) {
         !get_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk, err, err_len) ||
         !get_id(g, "tokenizer.ggml.padding_token_id", t->n_vocab, &t->pad, err, err_len))
         goto fail;
+    override_types(t);
     if (!tok_finish_load(t, err, err_len)) goto fail;
     if (bpe && !add_merges(t, g, err, err_len)) goto fail;
     if (!collect_eos(t, g, err, err_len)) goto fail;

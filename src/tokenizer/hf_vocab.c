@@ -24,12 +24,12 @@ typedef struct {
     const char *path;
 } ctx_t;
 
-#define FAIL(c, ...)                                                                              \
-    do {                                                                                          \
-        char why_[400];                                                                           \
-        snprintf(why_, sizeof why_, __VA_ARGS__);                                                 \
-        snprintf((c)->err, (c)->err_len, "%s: %s", (c)->path, why_);                              \
-        return false;                                                                             \
+#define FAIL(c, ...)                                                                               \
+    do {                                                                                           \
+        char why_[400];                                                                            \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                                  \
+        snprintf((c)->err, (c)->err_len, "%s: %s", (c)->path, why_);                               \
+        return false;                                                                              \
     } while (0)
 
 void tok_hf_free(tokenizer *t) {
@@ -38,7 +38,8 @@ void tok_hf_free(tokenizer *t) {
         free(t->norm[i].b);
     }
     free(t->norm);
-    for (size_t i = 0; i < t->n_hf_pre; i++) tok_pretok_free(&t->hf_pre[i].pre);
+    for (size_t i = 0; i < t->n_hf_pre; i++)
+        tok_pretok_free(&t->hf_pre[i].pre);
     free(t->hf_pre);
 }
 
@@ -153,8 +154,8 @@ static bool add_pre(tokenizer *t, json_t *n, ctx_t *c) {
         st.add_prefix_space = json_is_true(json_object_get(n, "add_prefix_space"));
         json_t *ur = json_object_get(n, "use_regex");
         if ((!ur || json_is_true(ur)) &&
-            !tok_pretok_add(&st.pre, gpt2_regex, strlen(gpt2_regex), TOK_SPLIT_ISOLATED, false,
-                            err, sizeof err))
+            !tok_pretok_add(&st.pre, gpt2_regex, strlen(gpt2_regex), TOK_SPLIT_ISOLATED, false, err,
+                            sizeof err))
             FAIL(c, "%s", err);
         t->byte_level = true;
         return push_pre(t, st, c);
@@ -193,7 +194,9 @@ static bool add_pre(tokenizer *t, json_t *n, ctx_t *c) {
         memcpy(st.repl, rep, st.repl_len);
         const char *ps = json_string_value(json_object_get(n, "prepend_scheme"));
         json_t *aps = json_object_get(n, "add_prefix_space");
-        st.prepend = ps ? (!strcmp(ps, "always") ? 2 : !strcmp(ps, "first") ? 1 : 0)
+        st.prepend = ps ? (!strcmp(ps, "always")  ? 2
+                           : !strcmp(ps, "first") ? 1
+                                                  : 0)
                         : (aps && !json_is_true(aps) ? 0 : 2);
         json_t *sp = json_object_get(n, "split");
         st.split = !sp || json_is_true(sp);
@@ -212,7 +215,8 @@ typedef struct {
 static bool sb_add(sbuf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *p = realloc(b->buf, cap);
         if (!p) return false;
         b->buf = p, b->cap = cap;
@@ -228,7 +232,8 @@ static bool normalize(const tok_norm_step *st, const char *s, size_t n, sbuf *ou
     case TOK_NORM_NFC:
     case TOK_NORM_NFKC: {
         utf8proc_uint8_t *res = NULL;
-        int opt = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (st->kind == TOK_NORM_NFKC ? UTF8PROC_COMPAT : 0);
+        int opt =
+            UTF8PROC_STABLE | UTF8PROC_COMPOSE | (st->kind == TOK_NORM_NFKC ? UTF8PROC_COMPAT : 0);
         utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &res,
                                           (utf8proc_option_t)opt);
         if (r < 0) return sb_add(out, s, n); /* invalid UTF-8: left as it is */
@@ -318,7 +323,7 @@ static bool rewrite(words *w, const tok_hf_step *st, bool at_start, bool *ok_mem
 }
 
 static bool split_words(words *w, const tok_pretok *p) {
-    tok_pretok_run *r = tok_pretok_run_new();
+    tok_pretok_run *r = tok_pretok_run_thread();
     if (!r) return false;
     tok_spans out = {0}, parts = {0};
     bool ok = true;
@@ -328,7 +333,6 @@ static bool split_words(words *w, const tok_pretok *p) {
             ok = spans_add(&out, w->spans.off[i] + parts.off[k], parts.len[k]);
     }
     tok_spans_free(&parts);
-    tok_pretok_run_free(r);
     tok_spans_free(&w->spans);
     w->spans = out;
     return ok;
@@ -425,7 +429,8 @@ static bool load_post(tokenizer *t, json_t *pp, ctx_t *c) {
     if (!strcmp(type, "Sequence")) {
         size_t i;
         json_t *v;
-        json_array_foreach(json_object_get(pp, "processors"), i, v) if (!load_post(t, v, c)) return false;
+        json_array_foreach(json_object_get(pp, "processors"), i,
+                           v) if (!load_post(t, v, c)) return false;
         return true;
     }
     if (!strcmp(type, "ByteLevel")) return true; /* only offsets: nothing to do for ids */
@@ -433,8 +438,10 @@ static bool load_post(tokenizer *t, json_t *pp, ctx_t *c) {
         json_t *cls = json_object_get(pp, "cls"), *sep = json_object_get(pp, "sep");
         if (!json_is_integer(json_array_get(cls, 1)) || !json_is_integer(json_array_get(sep, 1)))
             FAIL(c, "post_processor %s: bad cls/sep", type);
-        t->post_prefix[t->n_post_prefix = 1, 0] = (int32_t)json_integer_value(json_array_get(cls, 1));
-        t->post_suffix[t->n_post_suffix = 1, 0] = (int32_t)json_integer_value(json_array_get(sep, 1));
+        t->post_prefix[t->n_post_prefix = 1, 0] =
+            (int32_t)json_integer_value(json_array_get(cls, 1));
+        t->post_suffix[t->n_post_suffix = 1, 0] =
+            (int32_t)json_integer_value(json_array_get(sep, 1));
         return true;
     }
     if (strcmp(type, "TemplateProcessing")) FAIL(c, "post_processor '%s' is not supported", type);
@@ -455,8 +462,10 @@ static bool load_post(tokenizer *t, json_t *pp, ctx_t *c) {
         if (id < 0 || (size_t)id >= t->n_vocab) FAIL(c, "post_processor: unknown token '%s'", name);
         if (after ? t->n_post_suffix >= 4 : t->n_post_prefix >= 4)
             FAIL(c, "post_processor: too many special tokens");
-        if (after) t->post_suffix[t->n_post_suffix++] = id;
-        else t->post_prefix[t->n_post_prefix++] = id;
+        if (after)
+            t->post_suffix[t->n_post_suffix++] = id;
+        else
+            t->post_prefix[t->n_post_prefix++] = id;
     }
     return true;
 }
@@ -513,8 +522,10 @@ static void load_configs(tokenizer *t, const char *dir) {
         json_t *v = json_is_integer(eos) ? eos : json_array_get(eos, i);
         int64_t id = json_integer_value(v);
         bool dup = false;
-        for (size_t j = 0; j < k; j++) dup |= ids[j] == id;
-        if (json_is_integer(v) && id >= 0 && (size_t)id < t->n_vocab && !dup) ids[k++] = (int32_t)id;
+        for (size_t j = 0; j < k; j++)
+            dup |= ids[j] == id;
+        if (json_is_integer(v) && id >= 0 && (size_t)id < t->n_vocab && !dup)
+            ids[k++] = (int32_t)id;
     }
     if (ids && k) {
         free(t->eos_ids);
@@ -549,13 +560,14 @@ static bool load_json(tokenizer **out, json_t *root, ctx_t *c) {
     size_t i;
     json_array_foreach(added, i, v) {
         json_t *id = json_object_get(v, "id");
-        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= INT32_MAX ||
-            !json_is_string(json_object_get(v, "content")))
+        if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+            json_integer_value(id) >= INT32_MAX || !json_is_string(json_object_get(v, "content")))
             FAIL(c, "added_tokens[%zu]: needs an integer id and a content string", i);
         if (json_integer_value(id) > max_id) max_id = json_integer_value(id);
     }
     if (max_id < 0) FAIL(c, "model.vocab is empty");
-    if (max_id > 16 * 1024 * 1024) FAIL(c, "vocabulary of %lld ids is too large", (long long)max_id);
+    if (max_id > 16 * 1024 * 1024)
+        FAIL(c, "vocabulary of %lld ids is too large", (long long)max_id);
     tokenizer *t = tok_alloc((size_t)max_id + 1);
     if (!t) FAIL(c, "out of memory");
     *out = t;
@@ -563,7 +575,8 @@ static bool load_json(tokenizer **out, json_t *root, ctx_t *c) {
     t->model = TOK_MODEL_BPE;
     t->byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
     t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
-    for (size_t k = 0; k < t->n_vocab; k++) t->type[k] = TOK_TYPE_UNUSED;
+    for (size_t k = 0; k < t->n_vocab; k++)
+        t->type[k] = TOK_TYPE_UNUSED;
     json_object_foreach(vocab, key, v) {
         size_t id = (size_t)json_integer_value(v);
         if (!set_text(t, id, key, strlen(key))) FAIL(c, "out of memory");
@@ -576,8 +589,8 @@ static bool load_json(tokenizer **out, json_t *root, ctx_t *c) {
         json_t *content = json_object_get(v, "content");
         if (!set_text(t, id, json_string_value(content), json_string_length(content)))
             FAIL(c, "out of memory");
-        t->type[id] = json_is_true(json_object_get(v, "special")) ? TOK_TYPE_CONTROL
-                                                                 : TOK_TYPE_USER_DEFINED;
+        t->type[id] =
+            json_is_true(json_object_get(v, "special")) ? TOK_TYPE_CONTROL : TOK_TYPE_USER_DEFINED;
         if (json_is_true(json_object_get(v, "lstrip"))) t->attr[id] |= TOK_ATTR_LSTRIP;
         if (json_is_true(json_object_get(v, "rstrip"))) t->attr[id] |= TOK_ATTR_RSTRIP;
     }
@@ -613,8 +626,10 @@ tokenizer *tok_load_hf(const char *folder_or_json_path, char *err, size_t err_le
         snprintf(path, sizeof path, "%s", folder_or_json_path);
         snprintf(dir, sizeof dir, "%s", folder_or_json_path);
         char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(dir, sizeof dir, ".");
     }
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_ALLOW_NUL, &jerr);

@@ -47,6 +47,9 @@ void tok_pretok_free(tok_pretok *p);
 typedef struct tok_pretok_run tok_pretok_run;
 tok_pretok_run *tok_pretok_run_new(void);
 void tok_pretok_run_free(tok_pretok_run *r);
+/* The calling thread's own state, made on first use and freed when the thread exits: saves
+ * setting up a JIT stack per call. NULL when out of memory. */
+tok_pretok_run *tok_pretok_run_thread(void);
 
 /* Splits text[0..len) into out (offsets relative to text); false when out of memory. */
 bool tok_pretok_split(const tok_pretok *p, tok_pretok_run *r, const char *text, size_t len,

@@ -36,7 +36,8 @@ bool tok_spm_fragment(const tokenizer *t, const uint8_t *w, size_t n, tok_scratc
     }
     tok_heap h = {0};
     bool ok = true;
-    for (int32_t i = 0; i + 1 < k && ok; i++) ok = try_pair(t, w, s, i, &h);
+    for (int32_t i = 0; i + 1 < k && ok; i++)
+        ok = try_pair(t, w, s, i, &h);
     while (ok && h.n) {
         tok_heap_item it = tok_heap_pop(&h);
         int32_t l = it.left, r = it.right;

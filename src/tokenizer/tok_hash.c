@@ -9,7 +9,8 @@ uint64_t tok_hash_bytes(const void *p, size_t n) {
     /* FNV-1a with a final mix: token texts are short, so simplicity beats throughput here. */
     const uint8_t *b = p;
     uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
     return h ^ (h >> 32);
@@ -17,7 +18,8 @@ uint64_t tok_hash_bytes(const void *p, size_t n) {
 
 static size_t cap_for(size_t n) {
     size_t cap = 16;
-    while (cap < 2 * n + 2) cap <<= 1;
+    while (cap < 2 * n + 2)
+        cap <<= 1;
     return cap;
 }
 
@@ -68,7 +70,8 @@ bool tok_pairmap_init(tok_pairmap *m, size_t n) {
     size_t cap = cap_for(n);
     m->slots = malloc(cap * sizeof *m->slots);
     if (!m->slots) return false;
-    for (size_t i = 0; i < cap; i++) m->slots[i].key = UINT64_MAX;
+    for (size_t i = 0; i < cap; i++)
+        m->slots[i].key = UINT64_MAX;
     m->mask = cap - 1;
     return true;
 }

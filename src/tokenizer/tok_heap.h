@@ -11,8 +11,8 @@
 typedef struct {
     double key;
     int32_t left, right;
-    uint32_t size;   /* bytes of left + right when pushed: how staleness is detected */
-    int32_t merged;  /* resulting token id */
+    uint32_t size;  /* bytes of left + right when pushed: how staleness is detected */
+    int32_t merged; /* resulting token id */
 } tok_heap_item;
 
 typedef struct {

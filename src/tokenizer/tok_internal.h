@@ -57,20 +57,20 @@ struct tokenizer {
     size_t n_eos_ids;
 
     size_t n_vocab;
-    char **text;        /* stored text, NUL-terminated */
+    char **text; /* stored text, NUL-terminated */
     uint32_t *text_len;
-    uint8_t **piece;    /* decoded bytes */
+    uint8_t **piece; /* decoded bytes */
     uint32_t *piece_len;
     float *score;
-    uint8_t *type;      /* tok_type */
-    uint8_t *attr;      /* TOK_ATTR_* */
+    uint8_t *type; /* tok_type */
+    uint8_t *attr; /* TOK_ATTR_* */
 
-    tok_strmap by_text;  /* stored text -> id (last one wins, as llama.cpp) */
-    tok_strmap by_piece; /* byte-level BPE: decoded bytes -> id, for ignore_merges */
-    tok_pairmap merges;  /* (left id, right id) -> rank and merged id */
+    tok_strmap by_text;    /* stored text -> id (last one wins, as llama.cpp) */
+    tok_strmap by_piece;   /* byte-level BPE: decoded bytes -> id, for ignore_merges */
+    tok_pairmap merges;    /* (left id, right id) -> rank and merged id */
     int32_t byte_tok[256]; /* the token standing for each raw byte, -1 if none */
 
-    int32_t *specials;   /* ids matched as whole tokens in text, longest text first */
+    int32_t *specials; /* ids matched as whole tokens in text, longest text first */
     size_t n_specials;
 
     tok_pretok pretok;
@@ -96,7 +96,7 @@ bool tok_ids_push(tok_ids *v, int32_t id);
 /* bpe.c: byte-level or plain BPE of one word (raw bytes; for non-byte-level vocabularies, UTF-8
  * characters are the initial symbols). Scratch is the caller's, reused across words. */
 typedef struct {
-    int32_t *sym;  /* token id per symbol, -1 when none */
+    int32_t *sym; /* token id per symbol, -1 when none */
     uint32_t *start, *len;
     int32_t *prev, *next;
     size_t cap;
@@ -106,8 +106,7 @@ void tok_scratch_free(tok_scratch *s);
 bool tok_scratch_reserve(tok_scratch *s, size_t n);
 bool tok_bpe_word(const tokenizer *t, const uint8_t *w, size_t n, tok_scratch *s, tok_ids *out);
 /* spm.c: SentencePiece-style encoding of one already-escaped fragment (spaces as U+2581). */
-bool tok_spm_fragment(const tokenizer *t, const uint8_t *w, size_t n, tok_scratch *s,
-                      tok_ids *out);
+bool tok_spm_fragment(const tokenizer *t, const uint8_t *w, size_t n, tok_scratch *s, tok_ids *out);
 
 /* gguf_vocab.c / hf_vocab.c share the final steps of loading: indexes, pieces, specials. */
 bool tok_finish_load(tokenizer *t, char *err, size_t err_len);

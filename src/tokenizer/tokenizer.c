@@ -30,7 +30,8 @@ tokenizer *tok_alloc(size_t n_vocab) {
         tok_free(t);
         return NULL;
     }
-    for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
+    for (int b = 0; b < 256; b++)
+        t->byte_tok[b] = -1;
     return t;
 }
 
@@ -65,8 +66,8 @@ static bool make_piece(tokenizer *t, size_t i) {
     uint8_t type = t->type[i];
     /* HF runs every token, added ones too, through its decoders; llama.cpp keeps the text of
      * control and user-defined tokens as it is. */
-    bool normal = t->hf || type == TOK_TYPE_NORMAL || type == TOK_TYPE_UNDEFINED ||
-                  type == TOK_TYPE_UNUSED;
+    bool normal =
+        t->hf || type == TOK_TYPE_NORMAL || type == TOK_TYPE_UNDEFINED || type == TOK_TYPE_UNUSED;
     if (type == TOK_TYPE_BYTE && n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>') {
         uint8_t *p = malloc(1);
         if (!p) return false;
@@ -232,7 +233,7 @@ static bool encode_word(encoder *e, const char *w, size_t n) {
 static bool encode_bpe_text(encoder *e, const char *s, size_t n) {
     const tokenizer *t = e->t;
     if (t->pretok.n == 0) return encode_word(e, s, n);
-    if (!e->run && !(e->run = tok_pretok_run_new())) return false;
+    if (!e->run && !(e->run = tok_pretok_run_thread())) return false;
     if (!tok_pretok_split(&t->pretok, e->run, s, n, &e->spans)) return false;
     for (size_t i = 0; i < e->spans.n; i++)
         if (!encode_word(e, s + e->spans.off[i], e->spans.len[i])) return false;
@@ -297,27 +298,29 @@ int tok_encode(const tokenizer *t, const char *text, size_t len, bool add_specia
 
     /* First bytes any special token can start with, to skip most positions cheaply. */
     uint8_t first[256] = {0};
-    for (size_t k = 0; k < t->n_specials; k++) first[(uint8_t)t->text[t->specials[k]][0]] = 1;
+    for (size_t k = 0; k < t->n_specials; k++)
+        first[(uint8_t)t->text[t->specials[k]][0]] = 1;
 
     size_t start = 0, pos = 0;
     bool after_special = true;
     while (ok && pos < len) {
-        int32_t id = first[(uint8_t)text[pos]] ? match_special(t, text + pos, len - pos,
-                                                               parse_special)
-                                               : -1;
+        int32_t id =
+            first[(uint8_t)text[pos]] ? match_special(t, text + pos, len - pos, parse_special) : -1;
         if (id < 0) {
             pos++;
             continue;
         }
         size_t end = pos;
         if (t->attr[id] & TOK_ATTR_LSTRIP)
-            while (end > start && is_space(text[end - 1])) end--;
+            while (end > start && is_space(text[end - 1]))
+                end--;
         if (end > start) ok = encode_text(&e, text + start, end - start, after_special, start == 0);
         if (ok) ok = tok_ids_push(&out, id);
         after_special = true;
         pos += t->text_len[id];
         if (t->attr[id] & TOK_ATTR_RSTRIP)
-            while (pos < len && is_space(text[pos])) pos++;
+            while (pos < len && is_space(text[pos]))
+                pos++;
         start = pos;
     }
     if (ok && start < len)
@@ -327,7 +330,6 @@ int tok_encode(const tokenizer *t, const char *text, size_t len, bool add_specia
     if (ok && add_special && !t->hf && t->add_eos && t->eos >= 0) ok = tok_ids_push(&out, t->eos);
 
     tok_scratch_free(&e.scratch);
-    tok_pretok_run_free(e.run);
     tok_spans_free(&e.spans);
     free(e.cache.slots);
     free(e.cache.ids.ids);

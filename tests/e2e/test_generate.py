@@ -110,3 +110,41 @@ def test_bad_flags_exit_2(sglc_bin):
         p = run([sglc_bin, "generate", "--model-path", str(GGUF), "--input-ids", "1", *args])
         assert p.returncode == 2, (args, p.stderr)
         assert p.stderr.strip()
+
+
+HF_FOLDER = __import__("conftest").ROOT / "tests" / "fixtures" / "stories260K_hf"
+HF_BF16 = __import__("conftest").ROOT / "tests" / "fixtures" / "stories260K_hf_bf16"
+
+
+def logits_of(sglc_bin, model_path, ids, tmp_path, extra=()):
+    out = tmp_path / "l.f32"
+    p = run([sglc_bin, "generate", "--model-path", str(model_path), "--input-ids",
+             ",".join(map(str, ids)), "--max-new-tokens", "1", "--temperature", "0",
+             "--logits-out", str(out), "--json", *extra])
+    assert p.returncode == 0, p.stderr
+    return np.fromfile(out, dtype=np.float32).reshape(len(ids), -1)
+
+
+def test_hf_folder_written_by_transformers_gives_the_same_logits(sglc_bin, tmp_path):
+    """The folder was saved by transformers itself (tests/fixtures/stories260K_hf/README.md),
+    so its un-permuted Q/K layout checks the RoPE pairing against the GGUF's."""
+    for i in range(5):
+        fed = reference(i)["tokens_fed"]
+        hf = logits_of(sglc_bin, HF_FOLDER, fed, tmp_path)
+        theirs = np.fromfile(STORIES / "reference" / reference(i)["logits_file"],
+                             dtype=np.float32).reshape(-1, 512)[: len(fed)]
+        err = np.linalg.norm(hf - theirs, axis=1) / np.linalg.norm(theirs, axis=1)
+        assert err.max() < 1e-4, (i, err.max())
+
+
+def test_hf_bf16_folder_and_w8a8_follow_the_reference(sglc_bin, tmp_path):
+    ref = reference(2)
+    fed = ref["tokens_fed"]
+    theirs = np.fromfile(STORIES / "reference" / ref["logits_file"],
+                         dtype=np.float32).reshape(-1, 512)[: len(fed)]
+    for path, extra, tol in ((HF_BF16, (), 3e-2), (HF_FOLDER, ("--quantization", "w8a8_int8"), 5e-2)):
+        ours = logits_of(sglc_bin, path, fed, tmp_path, extra)
+        err = np.linalg.norm(ours - theirs, axis=1) / np.linalg.norm(theirs, axis=1)
+        top1 = (ours.argmax(axis=1) == theirs.argmax(axis=1)).mean()
+        assert err.max() < tol, (path, extra, err.max())
+        assert top1 >= 0.9, (path, extra, top1)

@@ -109,9 +109,9 @@ static void expect_error(const buf *b, const char *want) {
 
 /* The three tensors most tests use, with data laid out at alignment 32. */
 static const tinfo std_tensors[] = {
-    {"blk.0.attn_q.weight", 2, {4, 2}, 0 /* f32 */, 0},   /* 32 bytes */
-    {"tok", 2, {32, 2}, 8 /* q8_0 */, 32},                /* 68 bytes */
-    {"f16t", 1, {3}, 1 /* f16 */, 128},                   /* 6 bytes */
+    {"blk.0.attn_q.weight", 2, {4, 2}, 0 /* f32 */, 0}, /* 32 bytes */
+    {"tok", 2, {32, 2}, 8 /* q8_0 */, 32},              /* 68 bytes */
+    {"f16t", 1, {3}, 1 /* f16 */, 128},                 /* 6 bytes */
 };
 static const size_t std_data = 134;
 
@@ -509,8 +509,7 @@ static void test_smollm2(void **state) {
     (void)state;
     const char *home = getenv("HOME");
     char path[512];
-    snprintf(path, sizeof path, "%s/.cache/sglc/SmolLM2-135M-Instruct.Q4_1.gguf",
-             home ? home : "");
+    snprintf(path, sizeof path, "%s/.cache/sglc/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : "");
     if (access(path, R_OK) != 0) skip();
     char err[512];
     struct timespec a, b;
@@ -545,10 +544,10 @@ static void test_smollm2(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_v3_all_types),    cmocka_unit_test(test_v2_and_versions),
-        cmocka_unit_test(test_alignment),       cmocka_unit_test(test_truncated_everywhere),
-        cmocka_unit_test(test_bad_header),      cmocka_unit_test(test_bad_kvs),
-        cmocka_unit_test(test_bad_tensors),     cmocka_unit_test(test_stories260k),
+        cmocka_unit_test(test_v3_all_types), cmocka_unit_test(test_v2_and_versions),
+        cmocka_unit_test(test_alignment),    cmocka_unit_test(test_truncated_everywhere),
+        cmocka_unit_test(test_bad_header),   cmocka_unit_test(test_bad_kvs),
+        cmocka_unit_test(test_bad_tensors),  cmocka_unit_test(test_stories260k),
         cmocka_unit_test(test_smollm2),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

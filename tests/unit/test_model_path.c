@@ -278,8 +278,10 @@ static void test_resolve_hf_cache(void **state) {
 
     /* not found: every place is named */
     char looked[600];
-    snprintf(looked, sizeof looked, "%s/models--Org--Missing (missing; cache root from "
-             "$HF_HUB_CACHE)", hub);
+    snprintf(looked, sizeof looked,
+             "%s/models--Org--Missing (missing; cache root from "
+             "$HF_HUB_CACHE)",
+             hub);
     expect_resolve_error("Org/Missing", looked);
     expect_resolve_error("Org/Missing", "Org/Missing (no such local file or folder)");
     mkdir(make_path("hub/models--Org--Empty/snapshots/x"), 0755);
@@ -310,8 +312,8 @@ static void test_resolve_hf_cache(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hf_single),     cmocka_unit_test(test_hf_sharded),
-        cmocka_unit_test(test_hf_errors),     cmocka_unit_test(test_resolve_local),
+        cmocka_unit_test(test_hf_single),        cmocka_unit_test(test_hf_sharded),
+        cmocka_unit_test(test_hf_errors),        cmocka_unit_test(test_resolve_local),
         cmocka_unit_test(test_resolve_hf_cache),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

@@ -83,8 +83,8 @@ static void test_valid(void **state) {
     assert_int_equal(a->view.ne[0], 3), assert_int_equal(a->view.ne[1], 2);
     assert_int_equal(a->view.ne[2], 1), assert_int_equal(a->view.ne[3], 1);
     assert_int_equal(a->view.nbytes, 24);
-    assert_ptr_equal(a->view.data, (const void *)((const uint8_t *)safetensors_tensor_at(f, 0)
-                                                      ->view.data));
+    assert_ptr_equal(a->view.data,
+                     (const void *)((const uint8_t *)safetensors_tensor_at(f, 0)->view.data));
     const safetensors_tensor *b = safetensors_find(f, "b");
     assert_int_equal(b->view.type, DT_BF16);
     assert_int_equal(((const uint8_t *)b->view.data)[0], 24);

@@ -2,11 +2,13 @@
  * kinds; the streaming detokenizer only ever emits complete UTF-8, joins split characters, and
  * adds up to the whole decode; skip_special and the SentencePiece leading-space rule; per-token
  * raw bytes; and concurrent encoding from several threads gives the same ids as one thread. */
+// clang-format off
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+// clang-format on
 
 #include <pthread.h>
 #include <stdio.h>
@@ -18,8 +20,8 @@
 static tokenizer *load(const char *name) {
     char path[4096], err[512];
     const char *root = getenv("SGLC_ROOT");
-    snprintf(path, sizeof path, "%s/../shared/testdata/vocab/ggml-vocab-%s.gguf",
-             root ? root : ".", name);
+    snprintf(path, sizeof path, "%s/../shared/testdata/vocab/ggml-vocab-%s.gguf", root ? root : ".",
+             name);
     tokenizer *t = tok_load_gguf_path(path, err, sizeof err);
     if (!t) print_error("%s\n", err);
     return t;
@@ -63,8 +65,17 @@ static void check_stream(const tokenizer *t, const int32_t *ids, size_t n, bool 
 }
 
 static const char *const samples[] = {
-    "Hello world", " Hello world", "  two  spaces", "🦙 llama and 日本語", "tab\tnew\nline",
-    "Äpfel 4 ½ months", "ied 4 ½ months", "3333333", "", "$$$", "\xe2\x96\x81 literal",
+    "Hello world",
+    " Hello world",
+    "  two  spaces",
+    "🦙 llama and 日本語",
+    "tab\tnew\nline",
+    "Äpfel 4 ½ months",
+    "ied 4 ½ months",
+    "3333333",
+    "",
+    "$$$",
+    "\xe2\x96\x81 literal",
 };
 
 static void roundtrip(const char *vocab) {
@@ -134,7 +145,8 @@ static void test_split_utf8_and_pieces(void **state) {
     /* U+1F999 as four byte-fallback tokens: nothing until the last byte arrives. */
     int32_t b[4] = {tok_find(t, "<0xF0>", 6), tok_find(t, "<0x9F>", 6), tok_find(t, "<0xA6>", 6),
                     tok_find(t, "<0x99>", 6)};
-    for (int i = 0; i < 4; i++) assert_true(b[i] >= 0);
+    for (int i = 0; i < 4; i++)
+        assert_true(b[i] >= 0);
     size_t len;
     const uint8_t *p = tok_piece(t, b[0], &len);
     assert_int_equal(len, 1);
@@ -153,7 +165,10 @@ static void test_split_utf8_and_pieces(void **state) {
     tok_detok_push(d, b[0], &len);
     out = tok_detok_push(d, a, &len);
     assert_int_equal(len, 4);
-    assert_memory_equal(out, "\xEF\xBF\xBD" "a", 4);
+    assert_memory_equal(out,
+                        "\xEF\xBF\xBD"
+                        "a",
+                        4);
     tok_detok_push(d, b[0], &len);
     out = tok_detok_flush(d, &len);
     assert_int_equal(len, 3);
@@ -225,9 +240,12 @@ static void test_bad_input(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_spm),         cmocka_unit_test(test_roundtrip_bpe),
-        cmocka_unit_test(test_special_and_prefix),    cmocka_unit_test(test_split_utf8_and_pieces),
-        cmocka_unit_test(test_threads),               cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_roundtrip_spm),
+        cmocka_unit_test(test_roundtrip_bpe),
+        cmocka_unit_test(test_special_and_prefix),
+        cmocka_unit_test(test_split_utf8_and_pieces),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

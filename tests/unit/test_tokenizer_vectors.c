@@ -1,11 +1,13 @@
 /* llama.cpp's tokenizer test vectors (../shared/testdata/vocab): every string of every
  * ggml-vocab-NAME.gguf must encode to exactly the ids llama.cpp produced (no BOS, no special
  * parsing), and decoding those ids must give back text that re-encodes the same way. */
+// clang-format off
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+// clang-format on
 
 #include <dirent.h>
 #include <stdio.h>
@@ -76,9 +78,11 @@ static int check_vocab(const char *gguf_path, int *n_checked) {
         if (!same) {
             fails++;
             print_error("%s: '%.*s'\n  want:", gguf_path, (int)n, ip);
-            for (size_t k = 0; k < n_want; k++) print_error(" %d", want[k]);
+            for (size_t k = 0; k < n_want; k++)
+                print_error(" %d", want[k]);
             print_error("\n  got: ");
-            for (size_t k = 0; k < n_ids; k++) print_error(" %d", ids[k]);
+            for (size_t k = 0; k < n_ids; k++)
+                print_error(" %d", ids[k]);
             print_error("\n");
         }
         free(ids);

@@ -286,6 +286,7 @@ MM_DEFINE_TILES(f16, DT_F16)
 MM_DEFINE_TILES(bf16, DT_BF16)
 MM_DEFINE_TILES(i8, DT_I8)
 
+
 /* Rows [r0, r1) x tokens [t0, t1): register tiles, weights of a row tile reused for all tokens
  * while they sit in L1. */
 static void MM_NAME(rows)(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
