@@ -1,13 +1,22 @@
-/* Implementation of base/threadpool.h. A job is published by bumping `generation`; helpers
- * that see the bump run it and count themselves done in `pending`. Helpers spin for a short
- * while before sleeping, and the submitter signals the condition variable only when some
- * helper is asleep, so back-to-back jobs cost no system calls. */
+/* Implementation of base/threadpool.h.
+ *
+ * A job has n parts (ith = 0..n-1). Parts are not bound to threads: every participant, the
+ * submitter included, claims the next unclaimed part from one atomic word until none is left,
+ * then the submitter waits only for parts already claimed. On an idle machine each thread ends
+ * up with one part, as with a static split; on an oversubscribed one (several servers on two
+ * cores) a helper that is not running at the moment simply does not take part, instead of
+ * stalling every op of the forward pass until the scheduler runs it.
+ *
+ * The word `claim` holds (generation << 32) | next part, so a claim made for one job can never
+ * succeed against the next. Helpers spin briefly between jobs, then sleep on a condition
+ * variable; the submitter signals it only when some helper is asleep. */
 #include "base/threadpool.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -26,29 +35,40 @@ struct threadpool {
     pthread_t *threads;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    atomic_uint generation;
-    atomic_int pending;
+    _Atomic uint64_t claim; /* generation << 32 | next part to claim */
+    atomic_int done;        /* parts of the current job finished */
     atomic_int sleepers;
     atomic_bool stop;
     tp_task_fn fn;
     void *ctx;
 };
 
-typedef struct {
-    threadpool *tp;
-    int index;
-} worker_arg;
+static inline uint32_t generation_of(uint64_t w) { return (uint32_t)(w >> 32); }
+
+/* Claims and runs parts of job `gen` until none is left or the job is no longer current. */
+static void run_parts(threadpool *tp, uint32_t gen) {
+    uint64_t w = atomic_load_explicit(&tp->claim, memory_order_acquire);
+    for (;;) {
+        if (generation_of(w) != gen || (int)(uint32_t)w >= tp->n) return;
+        if (!atomic_compare_exchange_weak_explicit(&tp->claim, &w, w + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        /* the job's fn/ctx stay put until every claimed part is done */
+        tp->fn(tp->ctx, (int)(uint32_t)w, tp->n);
+        atomic_fetch_add_explicit(&tp->done, 1, memory_order_release);
+        w = atomic_load_explicit(&tp->claim, memory_order_acquire);
+    }
+}
 
 static void *worker_main(void *p) {
-    worker_arg arg = *(worker_arg *)p;
-    free(p);
-    threadpool *tp = arg.tp;
-    /* Jobs are counted from 0 at creation; reading the counter here instead would miss a job
-     * (or the stop) published before this thread first ran. */
-    unsigned seen = 0;
+    threadpool *tp = p;
+    uint32_t seen = 0; /* jobs are numbered from 1 */
     for (;;) {
         int spins = 0;
-        while (atomic_load_explicit(&tp->generation, memory_order_acquire) == seen) {
+        uint32_t gen;
+        while ((gen = generation_of(atomic_load_explicit(&tp->claim, memory_order_acquire))) ==
+               seen) {
+            if (atomic_load(&tp->stop)) return NULL;
             if (++spins < SPIN_ITERATIONS) {
                 if (spins % 1024 == 0) sched_yield(); /* let a descheduled peer run */
                 else cpu_relax();
@@ -56,16 +76,15 @@ static void *worker_main(void *p) {
             }
             pthread_mutex_lock(&tp->mutex);
             atomic_fetch_add(&tp->sleepers, 1);
-            while (atomic_load(&tp->generation) == seen && !atomic_load(&tp->stop))
+            while (generation_of(atomic_load(&tp->claim)) == seen && !atomic_load(&tp->stop))
                 pthread_cond_wait(&tp->wake, &tp->mutex);
             atomic_fetch_sub(&tp->sleepers, 1);
             pthread_mutex_unlock(&tp->mutex);
             spins = 0;
         }
-        seen = atomic_load(&tp->generation);
         if (atomic_load(&tp->stop)) return NULL;
-        tp->fn(tp->ctx, arg.index, tp->n);
-        atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_release);
+        seen = gen;
+        run_parts(tp, gen);
     }
 }
 
@@ -77,12 +96,8 @@ threadpool *tp_create(int n_threads) {
     pthread_mutex_init(&tp->mutex, NULL);
     pthread_cond_init(&tp->wake, NULL);
     tp->threads = calloc((size_t)n_threads, sizeof(pthread_t));
-    for (int i = 1; i < n_threads; i++) {
-        worker_arg *arg = malloc(sizeof *arg);
-        arg->tp = tp;
-        arg->index = i;
-        pthread_create(&tp->threads[i], NULL, worker_main, arg);
-    }
+    atomic_store(&tp->claim, (uint64_t)n_threads); /* generation 0, nothing to claim */
+    for (int i = 1; i < n_threads; i++) pthread_create(&tp->threads[i], NULL, worker_main, tp);
     return tp;
 }
 
@@ -90,7 +105,6 @@ void tp_destroy(threadpool *tp) {
     if (!tp) return;
     pthread_mutex_lock(&tp->mutex);
     atomic_store(&tp->stop, true);
-    atomic_fetch_add(&tp->generation, 1);
     pthread_cond_broadcast(&tp->wake);
     pthread_mutex_unlock(&tp->mutex);
     for (int i = 1; i < tp->n; i++) pthread_join(tp->threads[i], NULL);
@@ -109,18 +123,18 @@ void tp_run(threadpool *tp, tp_task_fn fn, void *ctx) {
     }
     tp->fn = fn;
     tp->ctx = ctx;
-    atomic_store(&tp->pending, tp->n - 1);
-    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
+    atomic_store_explicit(&tp->done, 0, memory_order_relaxed);
+    uint32_t gen = generation_of(atomic_load(&tp->claim)) + 1;
+    atomic_store_explicit(&tp->claim, (uint64_t)gen << 32, memory_order_release);
     if (atomic_load(&tp->sleepers) > 0) {
         pthread_mutex_lock(&tp->mutex);
         pthread_cond_broadcast(&tp->wake);
         pthread_mutex_unlock(&tp->mutex);
     }
-    fn(ctx, 0, tp->n);
-    /* Spin while the helpers are likely running; when the machine is oversubscribed (several
-     * servers on two cores) a helper may be waiting for this very core, so yield it. */
+    run_parts(tp, gen);
+    /* every part is claimed now; wait for the ones helpers are still running */
     int spins = 0;
-    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) {
+    while (atomic_load_explicit(&tp->done, memory_order_acquire) < tp->n) {
         if (++spins < 4000) cpu_relax();
         else sched_yield();
     }
