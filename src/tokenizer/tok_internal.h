@@ -115,5 +115,7 @@ tokenizer *tok_alloc(size_t n_vocab);
 bool tok_hf_encode_text(const tokenizer *t, const char *s, size_t n, bool at_start,
                         bool (*word)(void *ctx, const char *w, size_t n), void *ctx);
 void tok_hf_free(tokenizer *t);
+/* tiktoken.c: whether path is a regular file whose first line reads "BASE64TOKEN RANK". */
+bool tok_is_tiktoken_file(const char *path);
 
 #endif

@@ -37,8 +37,14 @@ tokenizer *tok_load_gguf_path(const char *path, char *err, size_t err_len);
 /* From a Hugging Face tokenizer.json (a path to the file, or a folder holding it), with
  * tokenizer_config.json and generation_config.json beside it when present. */
 tokenizer *tok_load_hf(const char *folder_or_json_path, char *err, size_t err_len);
-/* Whatever --model-path names: a .gguf file, a HF folder or repo id in the local cache, or a
- * tokenizer.json. */
+/* From a tiktoken BPE file ("BASE64TOKEN RANK" lines: Llama 3's original tokenizer.model, Qwen's
+ * qwen.tiktoken). The file holds no regex or special tokens, so the family is recognised by its
+ * number of ranks (Llama 3: 128000, Qwen: 151643) and given the split regex and specials its
+ * Python tokenizer defines; any other count is an error naming it. */
+tokenizer *tok_load_tiktoken(const char *path, char *err, size_t err_len);
+/* Whatever --model-path names: a .gguf file, a HF folder or repo id in the local cache, a
+ * tokenizer.json, a tiktoken file, or a folder holding only tokenizer.json or a tiktoken
+ * tokenizer.model. */
 tokenizer *tok_load_path(const char *path, char *err, size_t err_len);
 void tok_free(tokenizer *t);
 
