@@ -46,6 +46,7 @@ struct bench {
     struct event_base *base;
     bench_kind kind;
     const char *backend, *model;
+    char *model_owned; /* the id read from /v1/models */
     char url[512], base_url[400];
     bool stream;
     bench_req *reqs;
@@ -93,9 +94,9 @@ static int tokens_in_event(bench_req *r, json_t *ev) {
         r->usage_tokens = (int)json_integer_value(json_object_get(usage, "completion_tokens"));
     json_t *ch = json_array_get(json_object_get(ev, "choices"), 0);
     if (!ch) return 0;
-    const char *t = b->kind == BK_CHAT
-                        ? json_string_value(json_object_get(json_object_get(ch, "delta"), "content"))
-                        : json_string_value(json_object_get(ch, "text"));
+    const json_t *delta = json_object_get(ch, "delta");
+    const char *t = b->kind == BK_CHAT ? json_string_value(json_object_get(delta, "content"))
+                                       : json_string_value(json_object_get(ch, "text"));
     return t && *t ? 1 : 0;
 }
 
@@ -281,6 +282,7 @@ static sync_result sync_call(bench *b, const char *method, const char *url) {
     char err[256];
     if (!http_call_start(base, &req, &cbs, err, sizeof err)) return r;
     while (r.status == -1) event_base_loop(base, EVLOOP_ONCE);
+    event_base_loop(base, EVLOOP_NONBLOCK); /* lets the finished call free its connection */
     return r;
 }
 
@@ -292,7 +294,8 @@ static int setup_server(bench *b, const char *tokenizer_path, long *vocab, token
         json_t *j = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
         const char *id = json_string_value(json_object_get(json_array_get(
             json_object_get(j, "data"), 0), "id"));
-        b->model = id ? strdup(id) : "default";
+        b->model_owned = id ? strdup(id) : NULL;
+        b->model = b->model_owned ? b->model_owned : "default";
         json_decref(j);
         free(r.body);
     }
@@ -425,7 +428,8 @@ static int make_workload(bench *b, bool gsp, long vocab, tokenizer *tok, long in
         if (gsp)
             for (; k < S; k++) r->ids[k] = system[k];
         for (; k < r->n_in; k++) r->ids[k] = random_token(&b->rng, (int)vocab);
-        if (tok && b->kind == BK_CHAT) r->text = tok_decode(tok, r->ids, (size_t)r->n_in, true, NULL);
+        if (tok && b->kind == BK_CHAT)
+            r->text = tok_decode(tok, r->ids, (size_t)r->n_in, true, NULL);
     }
     (void)G;
     free(system);
@@ -505,7 +509,7 @@ int cli_bench_serving(int argc, char **argv) {
     }
     if (base_url) snprintf(b.base_url, sizeof b.base_url, "%s", base_url);
     else snprintf(b.base_url, sizeof b.base_url, "http://%s:%ld", host,
-                  port ? port : b.kind == BK_NATIVE || !strncmp(backend, "sglang", 6) ? 30000 : 8000);
+                  port ? port : !strncmp(backend, "sglang", 6) ? 30000 : 8000);
     size_t bl = strlen(b.base_url);
     if (bl && b.base_url[bl - 1] == '/') b.base_url[bl - 1] = 0;
     snprintf(b.url, sizeof b.url, "%s%s", b.base_url,
@@ -581,6 +585,8 @@ int cli_bench_serving(int argc, char **argv) {
         free(b.reqs[i].ids), free(b.reqs[i].text), free(b.reqs[i].itl), free(b.reqs[i].buf);
     free(b.reqs);
     tok_free(tok);
+    free(b.model_owned);
+    event_base_loop(b.base, EVLOOP_NONBLOCK); /* finished calls free their connections */
     event_base_free(b.base);
     return rc;
 }

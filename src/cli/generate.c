@@ -196,7 +196,7 @@ int cli_generate(int argc, char **argv) {
     }
     int64_t n_slots = n_prompt + max_new;
     model_kv kv;
-    if (model_kv_alloc(m, be, &kv, n_slots, DT_F32) != 0) {
+    if (model_kv_alloc(m, be, &kv, n_slots, getenv("SGLC_KV_F16") ? DT_F16 : DT_F32) != 0) {
         fprintf(stderr, "sglc generate: out of memory for a KV cache of %lld tokens\n",
                 (long long)n_slots);
         rc = 1;

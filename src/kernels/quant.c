@@ -242,8 +242,10 @@ void quant_act_row_scalar(const float *x, void *row, int64_t n) {
             qs[b * QUANT_QK + j] = (int8_t)q;
             sum += q;
         }
-        d[b] = db;
-        s[b] = db * (float)sum;
+        /* scales kept at half precision, as GGML's q8_0/q8_1 blocks store them, so products
+         * with GGUF weights round as llama.cpp's do */
+        d[b] = fp16_to_fp32(fp32_to_fp16(db));
+        s[b] = fp16_to_fp32(fp32_to_fp16(db * (float)sum));
     }
 }
 

@@ -40,7 +40,8 @@ static void log_ready(srv *s) {
     engine_stats st;
     engine_get_stats(s->eng, &st);
     log_info("max_total_num_tokens=%lld, chunked_prefill_size=%lld, max_prefill_tokens=%lld, "
-             "max_running_requests=%d, context_len=%d, page_size=%d", (long long)st.max_total_num_tokens,
+             "max_running_requests=%d, context_len=%d, page_size=%d",
+             (long long)st.max_total_num_tokens,
              (long long)st.chunked_prefill_size, (long long)st.max_prefill_tokens,
              st.max_running_requests, st.context_length, st.page_size);
     log_info("The server is fired up and ready to roll! (http://%s:%d)", s->args.host,
@@ -76,7 +77,8 @@ static void engine_args_from(const server_args *a, engine_args *e) {
     e->kv_cache_dtype = !strcmp(kv, "float32") ? "fp32" : !strcmp(kv, "float16") ? "fp16"
                         : !strcmp(kv, "bfloat16") ? "bf16" : kv;
     e->schedule_policy = a->schedule_policy;
-    if (a->chunked_prefill_size != SERVER_ARGS_UNSET) e->chunked_prefill_size = a->chunked_prefill_size;
+    if (a->chunked_prefill_size != SERVER_ARGS_UNSET)
+        e->chunked_prefill_size = a->chunked_prefill_size;
     e->max_prefill_tokens = a->max_prefill_tokens;
     if (a->max_running_requests != SERVER_ARGS_UNSET)
         e->max_running_requests = (int)a->max_running_requests;

@@ -137,7 +137,10 @@ int srv_job_submit(srv_job *j) {
             int status = h == ENGINE_EOVERLOADED || h == ENGINE_ENOTREADY ? 503
                          : h == ENGINE_EINVAL                             ? 400
                                                                           : 500;
-            if (h >= 0) engine_abort(s->eng, (uint64_t)h), snprintf(err, sizeof err, "out of memory");
+            if (h >= 0) {
+                engine_abort(s->eng, (uint64_t)h);
+                snprintf(err, sizeof err, "out of memory");
+            }
             http_reply_error(j->req, status, NULL, NULL, NULL, "%s", err);
             j->replied = j->failed = true;
             if (h >= 0) j->handles[p] = 0; /* untracked: its events are dropped */

@@ -212,7 +212,8 @@ static int parse_inputs(srv_job *j, const json_t *body, srv_err *e) {
     const json_t *text = json_object_get(body, "text"), *ids = json_object_get(body, "input_ids");
     if (text && json_is_null(text)) text = NULL;
     if (ids && json_is_null(ids)) ids = NULL;
-    if (json_object_get(body, "input_embeds") && !json_is_null(json_object_get(body, "input_embeds")))
+    const json_t *embeds = json_object_get(body, "input_embeds");
+    if (embeds && !json_is_null(embeds))
         return srv_fail(e, 400, "input_embeds", "input_embeds is not supported by this build");
     if (!text == !ids)
         return srv_fail(e, 400, text ? "input_ids" : "text", "Either text or input_ids should "
@@ -298,8 +299,8 @@ void srv_route_generate(http_req *r, void *ud) {
     int rc = parse_generate(j, body, &e);
     if (s->args.log_requests && rc == 0) {
         char *dump = json_dumps(body, JSON_COMPACT);
-        log_info("request %s: /generate %.*s", j->id, s->args.log_requests_level >= 3 ? 1 << 20 : 400,
-                 dump ? dump : "");
+        log_info("request %s: /generate %.*s", j->id,
+                 s->args.log_requests_level >= 3 ? 1 << 20 : 400, dump ? dump : "");
         free(dump);
     }
     json_decref(body);

@@ -30,9 +30,17 @@ static const char qwen_regex[] =
 /* Llama 3.1+ (llama_models' tokenizer.py): these twelve, then reserved ones numbered from 2 up
  * to 256 specials in all. */
 static const char *const llama3_named[] = {
-    "<|begin_of_text|>", "<|end_of_text|>",   "<|reserved_special_token_0|>",
-    "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>",
-    "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|reserved_special_token_0|>",
+    "<|reserved_special_token_1|>",
+    "<|finetune_right_pad_id|>",
+    "<|step_id|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eom_id|>",
+    "<|eot_id|>",
+    "<|python_tag|>",
     "<|image|>",
 };
 enum { LLAMA3_N_SPECIAL = 256, LLAMA3_N_RANKS = 128000, QWEN_N_RANKS = 151643, QWEN_N_EXTRA = 205 };
@@ -73,7 +81,8 @@ static long b64_decode(const uint8_t *s, size_t n, uint8_t *out, size_t cap) {
                 return -1;
             }
         }
-        uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t x =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         uint8_t b[3] = {(uint8_t)(x >> 16), (uint8_t)(x >> 8), (uint8_t)x};
         if (k + 3 - (size_t)pad > cap) return -1;
         for (int j = 0; j < 3 - pad; j++)
@@ -213,8 +222,7 @@ static bool build_merges(tokenizer *t, const tk_entry *e, size_t n, const uint8_
         for (uint32_t k = 1; k < e[i].len; k++) {
             int32_t l = tok_strmap_get(&t->by_piece, b, k);
             int32_t r = tok_strmap_get(&t->by_piece, b + k, e[i].len - k);
-            if (l >= 0 && r >= 0 && t->type[l] == TOK_TYPE_NORMAL &&
-                t->type[r] == TOK_TYPE_NORMAL)
+            if (l >= 0 && r >= 0 && t->type[l] == TOK_TYPE_NORMAL && t->type[r] == TOK_TYPE_NORMAL)
                 tok_pairmap_put(&t->merges, l, r, e[i].rank, e[i].rank);
         }
     }

@@ -233,16 +233,20 @@ INVALID = [b"\xff", b"abc\x80def", b"\xe2\x82 half euro", b"\xf0\x9f\xa6 broken 
 
 @pytest.mark.parametrize("name", list(TOKENIZERS))
 def test_invalid_utf8_encodes_losslessly(name, sglc_bin):
-    """HF cannot take invalid UTF-8; sglc must not crash, and byte-level ids must give back the
-    input bytes exactly."""
+    """HF cannot take invalid UTF-8; sglc must not crash, and the byte-level ids must spell the
+    input bytes exactly, less the bytes the vocabulary has no token for (SmolLM2 lacks 0xF5..0xFF
+    and a few others; HF's BPE drops such characters the same way). One process: the cases are
+    joined into one argument."""
     model, hf = load(name)
     pytest.importorskip("transformers")
     from transformers.convert_slow_tokenizer import bytes_to_unicode
-    back = {c: b for b, c in bytes_to_unicode().items()}
-    for raw in INVALID:
-        r = subprocess.run([sglc_bin, "tokenize", "--model-path", str(model), raw],
-                           capture_output=True, timeout=120)
-        assert r.returncode == 0, (raw, r.stderr)
-        ids = json.loads(r.stdout)
-        pieces = bytes(back[c] for i in ids for c in hf.id_to_token(i))
-        assert pieces == raw, (raw, ids)
+    byte_char = bytes_to_unicode()
+    back = {c: b for b, c in byte_char.items()}
+    vocab = hf.get_vocab(with_added_tokens=False)
+    raw = b" | ".join(INVALID)
+    r = subprocess.run([sglc_bin, "tokenize", "--model-path", str(model), raw],
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    ids = json.loads(r.stdout)
+    pieces = bytes(back[c] for i in ids for c in hf.id_to_token(i))
+    assert pieces == bytes(b for b in raw if byte_char[b] in vocab), ids

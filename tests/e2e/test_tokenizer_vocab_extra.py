@@ -110,7 +110,8 @@ def test_vocab_vectors(source, sglc_bin, tmp_path):
 
 
 def test_llama3_tiktoken_specials_and_bos(sglc_bin, tmp_path):
-    """Meta's numbering: 128000 begin_of_text ... 128009 eot_id, 128011 image, reserved_2..245 after."""
+    """Meta's numbering: 128000 begin_of_text ... 128009 eot_id, 128011 image, then
+    reserved_special_token_2 .. _245."""
     texts = ["<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
              "<|reserved_special_token_2|><|reserved_special_token_245|><|image|>", "Hello"]
     got = sglc_tokenize(sglc_bin, llama3_tiktoken(), texts, tmp_path)
@@ -120,13 +121,36 @@ def test_llama3_tiktoken_specials_and_bos(sglc_bin, tmp_path):
     assert got == [[128000, 9906]]
 
 
-def test_tiktoken_unknown_family_is_an_error(sglc_bin, tmp_path):
+def test_tiktoken_folder_is_found(sglc_bin, tmp_path):
+    """--model-path naming a folder that holds only Meta's tokenizer.model (as `original/`)."""
+    folder = tmp_path / "original"
+    folder.mkdir()
+    (folder / "tokenizer.model").write_bytes(llama3_tiktoken().read_bytes())
+    out = subprocess.run([sglc_bin, "tokenize", "--model-path", str(folder), "Hello world"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [9906, 1917]
+
+
+# A first line that is not "BASE64 RANK" means the file is not taken for tiktoken at all (then
+# it is not a GGUF either); a bad later line is an error naming the line.
+@pytest.mark.parametrize("content,why", [
+    ("IQ== 0\nIg== 1\n", "2 ranks: unknown model family"),  # well-formed, no known family
+    ("IQ== 0\nIg==\n", "line 2: not"),
+    ("IQ== 0\n!!!! 1\n", "line 2: not"),
+    ("IQ== 0\nIg== 1 2\n", "line 2: not"),
+    ("IQ== 99999999999999999999\n", "line 1: not"),
+    ("IQ== 0\nIg== 0\n" + "Iw== 2\n" * 127998, "rank 0 given twice"),
+    ("IQ= 0\n", "not a GGUF file"),
+    ("IQ== -3\n", "not a GGUF file"),
+])
+def test_bad_tiktoken_file_is_a_clear_error(content, why, sglc_bin, tmp_path):
     bad = tmp_path / "tokenizer.model"
-    bad.write_text("IQ== 0\nIg== 1\n")
+    bad.write_text(content)
     out = subprocess.run([sglc_bin, "tokenize", "--model-path", str(bad), "x"],
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0
-    assert "2 ranks" in out.stderr and "unknown model family" in out.stderr
+    assert out.returncode == 2, out.stderr  # an error, not a crash
+    assert why in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("family", ["llama3", "qwen"])

@@ -57,7 +57,8 @@ void kern_mm_act_avx2(const float *x, void *row, int64_t n) {
                                        _mm256_packs_epi32(q[2], q[3]));
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)(qs + b * QUANT_QK), p);
-        d[b] = db;
-        s[b] = db * (float)_mm_cvtsi128_si32(s4);
+        /* half-precision scales, as in quant_act_row_scalar */
+        d[b] = fp16_to_fp32(fp32_to_fp16(db));
+        s[b] = fp16_to_fp32(fp32_to_fp16(db * (float)_mm_cvtsi128_si32(s4)));
     }
 }
