@@ -412,7 +412,7 @@ static void print_results(bench *b, double dt, const char *out_file, const char 
 
 /* Builds the workload: lengths and random ids (and text for chat backends). */
 static int make_workload(bench *b, bool gsp, long vocab, tokenizer *tok, long in_len,
-                         long out_len, double ratio, long G, long P, long S, long Q, long O) {
+                         long out_len, double ratio, long P, long S, long Q, long O) {
     b->reqs = calloc((size_t)b->n, sizeof *b->reqs);
     int32_t *system = gsp ? malloc((size_t)(S > 0 ? S : 1) * sizeof(int32_t)) : NULL;
     if (!b->reqs || (gsp && !system)) return free(system), -1;
@@ -431,7 +431,6 @@ static int make_workload(bench *b, bool gsp, long vocab, tokenizer *tok, long in
         if (tok && b->kind == BK_CHAT)
             r->text = tok_decode(tok, r->ids, (size_t)r->n_in, true, NULL);
     }
-    (void)G;
     free(system);
     return 0;
 }
@@ -530,7 +529,7 @@ int cli_bench_serving(int argc, char **argv) {
     tokenizer *tok = NULL;
     if (!b.base) return 1;
     rc = setup_server(&b, tokenizer_path, &vocab, &tok);
-    if (rc == 0 && make_workload(&b, gsp, vocab, tok, in_len, out_len, ratio, G, P, S, Q, O)) {
+    if (rc == 0 && make_workload(&b, gsp, vocab, tok, in_len, out_len, ratio, P, S, Q, O)) {
         fprintf(stderr, "sglc bench_serving: out of memory\n");
         rc = 1;
     }
