@@ -17,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-py_pkgs=(pytest numpy jinja2 requests openai)
+py_pkgs=(pytest numpy jinja2 requests openai tokenizers tiktoken transformers gguf)
 py_missing=()
 for p in "${py_pkgs[@]}"; do
   python3 -c "import $p" 2>/dev/null || py_missing+=("$p")

@@ -24,12 +24,12 @@ typedef struct {
     size_t peak_rss;
 } run_result;
 
-static int run_once(backend *be, model *m, long B, long L, long O, uint64_t seed, bool verbose,
-                    run_result *res) {
+static int run_once(backend *be, model *m, dtype_t kv_type, long B, long L, long O, uint64_t seed,
+                    bool verbose, run_result *res) {
     int64_t per_seq = L + O;
     int64_t n_slots = B * per_seq;
     model_kv kv;
-    if (model_kv_alloc(m, be, &kv, n_slots, DT_F32) != 0) {
+    if (model_kv_alloc(m, be, &kv, n_slots, kv_type) != 0) {
         fprintf(stderr, "sglc bench_one_batch: out of memory for %lld KV slots\n",
                 (long long)n_slots);
         return 1;
@@ -111,6 +111,7 @@ done:
 
 int cli_bench_one_batch(int argc, char **argv) {
     const char *model_path = NULL, *quantization = NULL, *result_file = NULL;
+    const char *kv_dtype_name = NULL;
     const char *run_name = "before";
     long B = 1, L = 1024, O = 16, threads = 0, seed = 42;
     bool no_bandwidth = false;
@@ -121,6 +122,7 @@ int cli_bench_one_batch(int argc, char **argv) {
         {"--output-len", ARG_INT, &O, "tokens generated per sequence (16)", 0},
         {"--threads", ARG_INT, &threads, "compute threads (default: CPUs available)", 0},
         {"--quantization", ARG_STR, &quantization, "w8a8_int8: quantize weights at load", 0},
+        {"--kv-cache-dtype", ARG_STR, &kv_dtype_name, "auto (= fp16), fp32, fp16, bf16", 0},
         {"--result-filename", ARG_STR, &result_file, "append one JSON line per run", 0},
         {"--run-name", ARG_STR, &run_name, "run_name in the JSON line (before)", 0},
         {"--seed", ARG_INT, &seed, "seed of the random prompts (42)", 0},
@@ -136,6 +138,8 @@ int cli_bench_one_batch(int argc, char **argv) {
         return 0;
     }
     if (rc) return rc;
+    dtype_t kv_type;
+    if (cli_kv_dtype("bench_one_batch", kv_dtype_name, &kv_type) != 0) return 2;
     if (B < 1 || L < 1 || O < 1) {
         fprintf(stderr, "sglc bench_one_batch: batch size, input and output lengths must be >= 1\n");
         return 2;
@@ -153,11 +157,11 @@ int cli_bench_one_batch(int argc, char **argv) {
     }
     run_result warm, res;
     printf("Warmup ...\n");
-    rc = run_once(be, m, B, L < 32 ? L : 32, 4, (uint64_t)seed + 1, false, &warm);
+    rc = run_once(be, m, kv_type, B, L < 32 ? L : 32, 4, (uint64_t)seed + 1, false, &warm);
     if (rc == 0) {
         printf("Benchmark ...\n");
         memset(&res, 0, sizeof res);
-        rc = run_once(be, m, B, L, O, (uint64_t)seed, true, &res);
+        rc = run_once(be, m, kv_type, B, L, O, (uint64_t)seed, true, &res);
     }
     if (rc == 0) {
         double dec_tput = res.median_decode_latency > 0 ? (double)B / res.median_decode_latency : 0;

@@ -73,3 +73,18 @@ int cli_parse_ids(const char *text, int32_t **ids, int64_t *n) {
     *n = count;
     return 0;
 }
+
+int cli_kv_dtype(const char *command, const char *name, dtype_t *out) {
+    if (!name || !strcmp(name, "auto") || !strcmp(name, "fp16") || !strcmp(name, "float16")) {
+        *out = DT_F16;
+    } else if (!strcmp(name, "fp32") || !strcmp(name, "float32")) {
+        *out = DT_F32;
+    } else if (!strcmp(name, "bf16") || !strcmp(name, "bfloat16")) {
+        *out = DT_BF16;
+    } else {
+        fprintf(stderr, "sglc %s: --kv-cache-dtype %s is not supported by this build (auto, fp32, "
+                        "fp16, bf16)\n", command, name);
+        return 2;
+    }
+    return 0;
+}

@@ -12,6 +12,9 @@
  * Returns 0, or an exit status (2) after printing the reason. */
 int cli_open_model(const char *command, const char *model_path, const char *quantization,
                    long threads, backend **be, model **m);
+/* --kv-cache-dtype: auto (fp16, as the server's engine uses), fp32, fp16 or bf16; fp8 variants
+ * are refused. Returns 0, or 2 after printing the reason. */
+int cli_kv_dtype(const char *command, const char *name, dtype_t *out);
 /* Parses "1,2,3" (spaces allowed) into a malloc'd array; returns -1 on a bad list. */
 int cli_parse_ids(const char *text, int32_t **ids, int64_t *n);
 

@@ -123,6 +123,7 @@ static int write_logits(logit_sink *s, const float *logits, int64_t rows) {
 
 int cli_generate(int argc, char **argv) {
     const char *model_path = NULL, *input_ids = NULL, *prompt = NULL, *logits_path = NULL;
+    const char *kv_dtype_name = NULL;
     const char *quantization = NULL;
     long max_new = 128, top_k = -1, seed = 0, threads = 0;
     double temperature = 1.0, top_p = 1.0, min_p = 0.0;
@@ -142,6 +143,7 @@ int cli_generate(int argc, char **argv) {
         {"--logits-out", ARG_STR, &logits_path, "write float32 logits [positions][vocab]", 0},
         {"--threads", ARG_INT, &threads, "compute threads (default: CPUs available)", 0},
         {"--quantization", ARG_STR, &quantization, "w8a8_int8: quantize weights at load", 0},
+        {"--kv-cache-dtype", ARG_STR, &kv_dtype_name, "auto (= fp16), fp32, fp16, bf16", 0},
     };
     int n_specs = (int)(sizeof specs / sizeof specs[0]);
     const char *pos[1];
@@ -162,6 +164,8 @@ int cli_generate(int argc, char **argv) {
                         "(0, 1], --min-p in [0, 1]\n");
         return 2;
     }
+    dtype_t kv_type;
+    if (cli_kv_dtype("generate", kv_dtype_name, &kv_type) != 0) return 2;
     int32_t *ids = NULL;
     int64_t n_prompt = 0;
     if (input_ids && (cli_parse_ids(input_ids, &ids, &n_prompt) != 0 || n_prompt == 0)) {
@@ -196,7 +200,7 @@ int cli_generate(int argc, char **argv) {
     }
     int64_t n_slots = n_prompt + max_new;
     model_kv kv;
-    if (model_kv_alloc(m, be, &kv, n_slots, getenv("SGLC_KV_F16") ? DT_F16 : DT_F32) != 0) {
+    if (model_kv_alloc(m, be, &kv, n_slots, kv_type) != 0) {
         fprintf(stderr, "sglc generate: out of memory for a KV cache of %lld tokens\n",
                 (long long)n_slots);
         rc = 1;

@@ -243,43 +243,53 @@ typedef struct {
     size_t elem;
 } attn_job;
 
+/* One unit of work is (token, kv head): the query heads that share a kv head (grouped-query
+ * attention) are scored and summed in the same pass over its keys and values, so each K/V row
+ * is read from memory once per group instead of once per query head. */
 static void attn_task(void *p, int ith, int nth) {
     attn_job *j = p;
     const attn_batch *ab = j->ab;
-    float *scores = j->scratch + (int64_t)ith * j->scratch_per_thread;
     int group = j->n_heads / j->n_kv_heads;
+    float *scores = j->scratch + (int64_t)ith * j->scratch_per_thread;
     int hd = j->head_dim;
     const uint8_t *kbase = j->kv->k, *vbase = j->kv->v;
     size_t row_bytes = (size_t)j->kv->row_elems * j->elem;
     long b, e;
-    tp_split((long)(j->T * j->n_heads), ith, nth, &b, &e);
+    tp_split((long)(j->T * j->n_kv_heads), ith, nth, &b, &e);
     for (long u = b; u < e; u++) {
-        int64_t t = u / j->n_heads;
-        int h = (int)(u % j->n_heads);
-        int kvh = h / group;
-        const float *q = j->q + (t * j->n_heads + h) * hd;
-        float *o = j->out + (t * j->n_heads + h) * hd;
+        int64_t t = u / j->n_kv_heads;
+        int kvh = (int)(u % j->n_kv_heads);
         int32_t last = ab->pos[t];
         int32_t first = ab->window > 0 && last - ab->window + 1 > 0 ? last - ab->window + 1 : 0;
+        int32_t n_keys = last - first + 1;
         const int32_t *slots = ab->seq_slots[ab->seq[t]];
         size_t head_off = (size_t)kvh * hd * j->elem;
-        float max = -INFINITY;
-        for (int32_t p = first; p <= last; p++) {
-            float s = j->dot(q, kbase + (size_t)slots[p] * row_bytes + head_off, hd) * j->scale;
-            scores[p - first] = s;
-            if (s > max) max = s;
+        const float *q = j->q + (t * j->n_heads + (int64_t)kvh * group) * hd;
+        float *o = j->out + (t * j->n_heads + (int64_t)kvh * group) * hd;
+        float max[64], inv[64];
+        for (int g = 0; g < group; g++) max[g] = -INFINITY;
+        for (int32_t p = 0; p < n_keys; p++) {
+            const uint8_t *k = kbase + (size_t)slots[first + p] * row_bytes + head_off;
+            for (int g = 0; g < group; g++) {
+                float s = j->dot(q + g * hd, k, hd) * j->scale;
+                scores[(int64_t)g * n_keys + p] = s;
+                if (s > max[g]) max[g] = s;
+            }
         }
-        float sum = 0;
-        for (int32_t p = first; p <= last; p++) {
-            float w = expf(scores[p - first] - max);
-            scores[p - first] = w;
-            sum += w;
+        for (int g = 0; g < group; g++) {
+            float *sg = scores + (int64_t)g * n_keys, sum = 0;
+            for (int32_t p = 0; p < n_keys; p++) {
+                sg[p] = expf(sg[p] - max[g]);
+                sum += sg[p];
+            }
+            inv[g] = 1.0f / sum;
         }
-        memset(o, 0, (size_t)hd * sizeof(float));
-        float inv = 1.0f / sum;
-        for (int32_t p = first; p <= last; p++)
-            j->axpy(o, scores[p - first] * inv, vbase + (size_t)slots[p] * row_bytes + head_off,
-                    hd);
+        memset(o, 0, (size_t)group * (size_t)hd * sizeof(float));
+        for (int32_t p = 0; p < n_keys; p++) {
+            const uint8_t *v = vbase + (size_t)slots[first + p] * row_bytes + head_off;
+            for (int g = 0; g < group; g++)
+                j->axpy(o + g * hd, scores[(int64_t)g * n_keys + p] * inv[g], v, hd);
+        }
     }
 }
 
@@ -289,7 +299,8 @@ int kern_attention(backend *be, const kv_layer *kv, const float *q, int64_t T, i
     for (int64_t t = 0; t < T; t++)
         if (ab->pos[t] + 1 > max_keys) max_keys = ab->pos[t] + 1;
     int nth = tp_size(be->tp);
-    int64_t per = (max_keys + 15) & ~(int64_t)15;
+    if (n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > 64) return -1;
+    int64_t per = ((max_keys + 15) & ~(int64_t)15) * (n_heads / n_kv_heads);
     float *scratch = backend_scratch(be, (size_t)(per * nth) * sizeof(float));
     if (!scratch) return -1;
     attn_job j = {kv, q, T, n_heads, n_kv_heads, head_dim, scale, ab, out, scratch, per,
@@ -306,7 +317,7 @@ int kern_attention(backend *be, const kv_layer *kv, const float *q, int64_t T, i
         else j.dot = dot_bf16_s, j.axpy = axpy_bf16_s;
     }
     (void)vec;
-    if (T * n_heads < 2) attn_task(&j, 0, 1);
+    if (T * n_kv_heads < 2) attn_task(&j, 0, 1);
     else tp_run(be->tp, attn_task, &j);
     return 0;
 }

@@ -22,7 +22,7 @@ def test_greedy_ids_match_llama2c(sglc_bin):
     n_new = len(ref["tokens_fed"]) - ref["n_prompt"]
     p = run([sglc_bin, "generate", "--model-path", str(GGUF), "--input-ids",
              ",".join(map(str, prompt)), "--max-new-tokens", str(n_new), "--temperature", "0",
-             "--ignore-eos", "--json"])
+             "--ignore-eos", "--json", "--kv-cache-dtype", "fp32"])
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["input_ids"] == prompt
@@ -37,7 +37,7 @@ def test_logits_out_matches_reference(sglc_bin, tmp_path):
     # feed the whole reference sequence as the prompt: one logits row per fed position
     p = run([sglc_bin, "generate", "--model-path", str(GGUF), "--input-ids",
              ",".join(map(str, fed)), "--max-new-tokens", "1", "--temperature", "0",
-             "--logits-out", str(logits_file), "--json"])
+             "--logits-out", str(logits_file), "--json", "--kv-cache-dtype", "fp32"])
     assert p.returncode == 0, p.stderr
     ours = np.fromfile(logits_file, dtype=np.float32).reshape(len(fed), 512)
     theirs = np.fromfile(STORIES / "reference" / ref["logits_file"], dtype=np.float32)
@@ -120,7 +120,7 @@ def logits_of(sglc_bin, model_path, ids, tmp_path, extra=()):
     out = tmp_path / "l.f32"
     p = run([sglc_bin, "generate", "--model-path", str(model_path), "--input-ids",
              ",".join(map(str, ids)), "--max-new-tokens", "1", "--temperature", "0",
-             "--logits-out", str(out), "--json", *extra])
+             "--logits-out", str(out), "--json", "--kv-cache-dtype", "fp32", *extra])
     assert p.returncode == 0, p.stderr
     return np.fromfile(out, dtype=np.float32).reshape(len(ids), -1)
 

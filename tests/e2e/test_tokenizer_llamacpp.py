@@ -14,7 +14,10 @@ import subprocess
 
 import pytest
 
-llama_cpp = pytest.importorskip("llama_cpp")
+try:  # llama-cpp-python may be installed without its shared library (LLAMA_CPP_LIB_PATH unset)
+    import llama_cpp
+except Exception as exc:  # ImportError, or FileNotFoundError from the library loader
+    pytest.skip(f"llama_cpp not usable here: {exc}", allow_module_level=True)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VOCAB = ROOT.parent / "shared" / "testdata" / "vocab"
