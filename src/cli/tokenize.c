@@ -136,23 +136,95 @@ static bool parse_ids(const char *s, int32_t **ids, size_t *n) {
     return true;
 }
 
+/* One line of --input-file: a JSON array of ids, decoded and printed as one JSON string. */
+static int detokenize_line(const tokenizer *t, const char *line, size_t n, bool skip_special,
+                           long lineno) {
+    json_error_t jerr;
+    json_t *j = json_loadb(line, n, 0, &jerr);
+    size_t count = json_array_size(j);
+    int32_t *ids = malloc((count ? count : 1) * sizeof *ids);
+    int rc = 0;
+    if (!j || !json_is_array(j) || !ids) {
+        fprintf(stderr, "sglc detokenize: line %ld: expected a JSON array of token ids\n", lineno);
+        rc = 2;
+    }
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        json_t *v = json_array_get(j, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            (size_t)json_integer_value(v) >= tok_vocab_size(t)) {
+            fprintf(stderr, "sglc detokenize: line %ld: element %zu is not a token id in [0, %zu)\n",
+                    lineno, i, tok_vocab_size(t));
+            rc = 2;
+        } else {
+            ids[i] = (int32_t)json_integer_value(v);
+        }
+    }
+    if (rc == 0) {
+        size_t len;
+        char *text = tok_decode(t, ids, count, skip_special, &len);
+        json_t *out = text ? json_stringn(text, len) : NULL;
+        /* ASCII-only output: a line holds exactly one string whatever line breaks the text has */
+        char *dump = out ? json_dumps(out, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+        if (dump) puts(dump);
+        else rc = 1, fprintf(stderr, "sglc detokenize: out of memory\n");
+        free(dump);
+        json_decref(out);
+        free(text);
+    }
+    free(ids);
+    json_decref(j);
+    return rc;
+}
+
+static int detokenize_file(const tokenizer *t, const char *path, bool skip_special) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "sglc detokenize: cannot read %s\n", path);
+        return 2;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+        if (n == 0) continue;
+        rc = detokenize_line(t, line, (size_t)n, skip_special, lineno);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
 int cli_detokenize(int argc, char **argv) {
-    const char *model_path = NULL;
+    const char *model_path = NULL, *input_file = NULL;
     bool skip_special = false;
     arg_spec specs[] = {
         {"--model-path", ARG_STR, &model_path,
          "a .gguf file, a folder with tokenizer.json, or a tokenizer.json", false},
         {"--skip-special-tokens", ARG_BOOL, &skip_special, "drop control tokens (BOS, EOS, ...)",
          false},
+        {"--input-file", ARG_STR, &input_file,
+         "one JSON array of ids per line; prints one JSON string per line", false},
     };
     int nspecs = (int)(sizeof specs / sizeof specs[0]), npos;
     const char *pos[1];
     int rc = args_parse("detokenize", specs, nspecs, argc, argv, pos, 1, &npos);
     if (rc == 1) {
-        args_usage("detokenize", "--model-path P [--skip-special-tokens] ID,ID,...", specs, nspecs);
+        args_usage("detokenize", "--model-path P [--skip-special-tokens] (ID,ID,... | --input-file F)",
+                   specs, nspecs);
         return 0;
     }
     if (rc) return rc;
+    if (model_path && input_file && npos == 0) {
+        tokenizer *t = open_tok("detokenize", model_path);
+        if (!t) return 2;
+        rc = detokenize_file(t, input_file, skip_special);
+        tok_free(t);
+        return rc;
+    }
     if (!model_path || npos != 1) {
         fprintf(stderr, "sglc detokenize: needs --model-path and one list of ids like 1,2,3\n");
         return 2;
