@@ -591,6 +591,11 @@ static bool load_json(tokenizer **out, json_t *root, ctx_t *c) {
             FAIL(c, "out of memory");
         t->type[id] =
             json_is_true(json_object_get(v, "special")) ? TOK_TYPE_CONTROL : TOK_TYPE_USER_DEFINED;
+        /* single_word (match only as a whole word) is not implemented: refuse the file rather
+         * than split text where HF would not */
+        if (json_is_true(json_object_get(v, "single_word")))
+            FAIL(c, "added token '%s': single_word is not supported by this build",
+                 json_string_value(content));
         if (json_is_true(json_object_get(v, "lstrip"))) t->attr[id] |= TOK_ATTR_LSTRIP;
         if (json_is_true(json_object_get(v, "rstrip"))) t->attr[id] |= TOK_ATTR_RSTRIP;
     }
