@@ -74,9 +74,7 @@ static int workspace(model *m, int64_t T, buffers *b) {
     const model_config *c = &m->cfg;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t wide = (size_t)c->ffn_dim > qd ? (size_t)c->ffn_dim : qd;
-    size_t widest = (size_t)c->dim > wide ? (size_t)c->dim : wide;
     size_t per_token = 2 * (size_t)c->dim + 2 * qd + 2 * kvd + 2 * wide + 1;
-    (void)widest;
     if (T > m->ws_tokens) {
         free(m->ws);
         m->ws_floats = per_token * (size_t)T + 64;
@@ -122,7 +120,6 @@ int model_forward(model *m, backend *be, model_kv *kv, const model_batch *b, flo
         snprintf(err, err_len, "embedding lookup failed");
         return -1;
     }
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     float scale = 1.0f / sqrtf((float)c->head_dim);
     attn_batch ab = {b->pos, b->seq, b->seq_slots, m->sliding_window};
     int rc = 0;
@@ -146,8 +143,6 @@ int model_forward(model *m, backend *be, model_kv *kv, const model_batch *b, flo
         rc |= linear(be, &L->w_down, B.gate, T, B.h);
         kern_add(B.x, B.h, T * c->dim);
     }
-    (void)qd;
-    (void)kvd;
     if (rc != 0) {
         snprintf(err, err_len, "out of memory in a layer op");
         return -1;

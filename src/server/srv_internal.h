@@ -166,6 +166,9 @@ int srv_fail(srv_err *e, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Optional fields: absent or null leaves *out alone (returns 0); a wrong type or range fails. */
 int srv_get_bool(const json_t *o, const char *key, bool *out, srv_err *e);
+/* temperature, top_p, top_k, min_p and the three penalties, as /generate's sampling_params
+ * and the OpenAI bodies both spell them: absent keys keep s's values. */
+int srv_parse_sampling_knobs(const json_t *o, engine_sampling *s, srv_err *e);
 int srv_get_int(const json_t *o, const char *key, long lo, long hi, long *out, srv_err *e);
 int srv_get_num(const json_t *o, const char *key, double lo, double hi, bool lo_open,
                 double *out, srv_err *e);

@@ -157,7 +157,6 @@ static int parse_sampling(srv_job *j, const json_t *sp, srv_err *e) {
     }
     if (srv_refuse_constraints(sp, e)) return -1;
     long v;
-    double d;
     bool b;
     engine_sampling *s = &j->sp;
     v = s->max_new_tokens;
@@ -168,28 +167,7 @@ static int parse_sampling(srv_job *j, const json_t *sp, srv_err *e) {
     s->min_new_tokens = (int)v;
     if (s->min_new_tokens > s->max_new_tokens)
         return srv_fail(e, 400, "min_new_tokens", "min_new_tokens must not exceed max_new_tokens");
-    d = s->temperature;
-    if (srv_get_num(sp, "temperature", 0, 1e6, false, &d, e)) return -1;
-    s->temperature = (float)d;
-    d = s->top_p;
-    if (srv_get_num(sp, "top_p", 0, 1, true, &d, e)) return -1;
-    s->top_p = (float)d;
-    v = s->top_k;
-    if (srv_get_int(sp, "top_k", -1, 1L << 30, &v, e)) return -1;
-    if (v == 0) return srv_fail(e, 400, "top_k", "top_k must be -1 (all) or >= 1");
-    s->top_k = (int)v;
-    d = s->min_p;
-    if (srv_get_num(sp, "min_p", 0, 1, false, &d, e)) return -1;
-    s->min_p = (float)d;
-    d = s->frequency_penalty;
-    if (srv_get_num(sp, "frequency_penalty", -2, 2, false, &d, e)) return -1;
-    s->frequency_penalty = (float)d;
-    d = s->presence_penalty;
-    if (srv_get_num(sp, "presence_penalty", -2, 2, false, &d, e)) return -1;
-    s->presence_penalty = (float)d;
-    d = s->repetition_penalty;
-    if (srv_get_num(sp, "repetition_penalty", 0, 2, true, &d, e)) return -1;
-    s->repetition_penalty = (float)d;
+    if (srv_parse_sampling_knobs(sp, s, e)) return -1;
     if (srv_get_bool(sp, "ignore_eos", &s->ignore_eos, e)) return -1;
     if (srv_get_bool(sp, "no_stop_trim", &s->no_stop_trim, e)) return -1;
     if (srv_get_bool(sp, "skip_special_tokens", &j->skip_special, e)) return -1;

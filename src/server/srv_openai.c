@@ -288,7 +288,6 @@ void srv_openai_finish(srv_job *j) {
 static int parse_common(srv_job *j, const json_t *b, srv_err *e) {
     engine_sampling *s = &j->sp;
     long v;
-    double d;
     const char *str;
     if (srv_get_str(b, "model", &str, e) || srv_get_str(b, "user", &str, e)) return -1;
     if (srv_refuse_constraints(b, e)) return -1;
@@ -303,28 +302,7 @@ static int parse_common(srv_job *j, const json_t *b, srv_err *e) {
     v = 1;
     if (srv_get_int(b, "n", 1, 128, &v, e)) return -1;
     j->n = (int)v;
-    d = s->temperature;
-    if (srv_get_num(b, "temperature", 0, 1e6, false, &d, e)) return -1;
-    s->temperature = (float)d;
-    d = s->top_p;
-    if (srv_get_num(b, "top_p", 0, 1, true, &d, e)) return -1;
-    s->top_p = (float)d;
-    v = s->top_k;
-    if (srv_get_int(b, "top_k", -1, 1L << 30, &v, e)) return -1;
-    if (v == 0) return srv_fail(e, 400, "top_k", "top_k must be -1 (all) or >= 1");
-    s->top_k = (int)v;
-    d = s->min_p;
-    if (srv_get_num(b, "min_p", 0, 1, false, &d, e)) return -1;
-    s->min_p = (float)d;
-    d = s->frequency_penalty;
-    if (srv_get_num(b, "frequency_penalty", -2, 2, false, &d, e)) return -1;
-    s->frequency_penalty = (float)d;
-    d = s->presence_penalty;
-    if (srv_get_num(b, "presence_penalty", -2, 2, false, &d, e)) return -1;
-    s->presence_penalty = (float)d;
-    d = s->repetition_penalty;
-    if (srv_get_num(b, "repetition_penalty", 0, 2, true, &d, e)) return -1;
-    s->repetition_penalty = (float)d;
+    if (srv_parse_sampling_knobs(b, s, e)) return -1;
     v = 0;
     if (srv_get_int(b, "min_tokens", 0, 1L << 30, &v, e)) return -1;
     s->min_new_tokens = (int)v;

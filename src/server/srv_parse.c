@@ -217,3 +217,31 @@ json_t *srv_token_text(srv *s, int32_t id) {
     free(t);
     return j ? j : json_null();
 }
+
+int srv_parse_sampling_knobs(const json_t *o, engine_sampling *s, srv_err *e) {
+    long v;
+    double d;
+    d = s->temperature;
+    if (srv_get_num(o, "temperature", 0, 1e6, false, &d, e)) return -1;
+    s->temperature = (float)d;
+    d = s->top_p;
+    if (srv_get_num(o, "top_p", 0, 1, true, &d, e)) return -1;
+    s->top_p = (float)d;
+    v = s->top_k;
+    if (srv_get_int(o, "top_k", -1, 1L << 30, &v, e)) return -1;
+    if (v == 0) return srv_fail(e, 400, "top_k", "top_k must be -1 (all) or >= 1");
+    s->top_k = (int)v;
+    d = s->min_p;
+    if (srv_get_num(o, "min_p", 0, 1, false, &d, e)) return -1;
+    s->min_p = (float)d;
+    d = s->frequency_penalty;
+    if (srv_get_num(o, "frequency_penalty", -2, 2, false, &d, e)) return -1;
+    s->frequency_penalty = (float)d;
+    d = s->presence_penalty;
+    if (srv_get_num(o, "presence_penalty", -2, 2, false, &d, e)) return -1;
+    s->presence_penalty = (float)d;
+    d = s->repetition_penalty;
+    if (srv_get_num(o, "repetition_penalty", 0, 2, true, &d, e)) return -1;
+    s->repetition_penalty = (float)d;
+    return 0;
+}
