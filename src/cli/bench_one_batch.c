@@ -3,6 +3,7 @@
  * alone (no scheduler, no HTTP), so its figures are the ceiling the server works under. Extra
  * line: how close decode comes to the memory roofline (weight bytes read per step over the
  * machine's measured read bandwidth). */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,14 +186,17 @@ int cli_bench_one_batch(int argc, char **argv) {
                 fprintf(stderr, "sglc bench_one_batch: cannot append to %s\n", result_file);
                 rc = 1;
             } else {
-                fprintf(f, "{\"run_name\": \"%s\", \"batch_size\": %ld, \"input_len\": %ld, "
-                           "\"output_len\": %ld, \"prefill_latency\": %.6f, "
-                           "\"prefill_throughput\": %.3f, \"median_decode_latency\": %.6f, "
-                           "\"median_decode_throughput\": %.3f, \"overall_latency\": %.6f, "
-                           "\"overall_throughput\": %.3f}\n",
-                        run_name, B, L, O, res.prefill_latency,
-                        (double)(B * L) / res.prefill_latency, res.median_decode_latency,
-                        dec_tput, res.overall_latency, total_tput);
+                json_t *line = json_pack(
+                    "{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "run_name", run_name,
+                    "batch_size", (json_int_t)B, "input_len", (json_int_t)L, "output_len",
+                    (json_int_t)O, "prefill_latency", res.prefill_latency, "prefill_throughput",
+                    (double)(B * L) / res.prefill_latency, "median_decode_latency",
+                    res.median_decode_latency, "median_decode_throughput", dec_tput,
+                    "overall_latency", res.overall_latency, "overall_throughput", total_tput);
+                char *text = line ? json_dumps(line, JSON_PRESERVE_ORDER) : NULL;
+                if (text) fprintf(f, "%s\n", text);
+                free(text);
+                json_decref(line);
                 fclose(f);
             }
         }
