@@ -5,7 +5,9 @@
 # the build fails or any target crashes, leaks, times out or runs out of memory.
 # Settings (environment): FUZZ_SECONDS, FUZZ_TIMEOUT (seconds one input may take, default 20),
 # FUZZ_TARGETS (space-separated names to run, default all), FUZZ_BUILD (default build-fuzz),
-# JOBS (build parallelism, default 2), SGLC_ONLY (developer builds: only these src/ folders).
+# JOBS (build parallelism, default 2), SGLC_ONLY (developer builds: only these src/ folders),
+# FUZZ_SEED (libFuzzer's random seed, default 1: CI starts from the seed folders alone, so a fixed
+# seed makes its run repeatable; set FUZZ_SEED=0 for a fresh random seed when hunting).
 # New inputs found go to FUZZ_BUILD/corpus/<target>/ (the seed folders are only read), and a
 # failing input to FUZZ_BUILD/artifacts/<target>-crash-..., with the log beside it.
 set -uo pipefail
@@ -14,6 +16,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-30}
 timeout=${FUZZ_TIMEOUT:-20}
+seed=${FUZZ_SEED:-1}
 jobs=${JOBS:-2}
 
 if ! command -v clang >/dev/null; then
@@ -65,7 +68,7 @@ for name in "${targets[@]}"; do
     dirs=("$corpus")
     [ -d "$seeds" ] && dirs+=("$seeds")
     start=$(date +%s)
-    "$bin" -max_total_time="$secs" -timeout="$timeout" -print_final_stats=1 \
+    "$bin" -max_total_time="$secs" -timeout="$timeout" -seed="$seed" -print_final_stats=1 \
         -artifact_prefix="$build/artifacts/$name-" "${dirs[@]}" >"$log" 2>&1
     rc=$?
     took=$(( $(date +%s) - start ))

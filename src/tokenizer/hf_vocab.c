@@ -98,17 +98,21 @@ static bool add_norm(tokenizer *t, json_t *n, ctx_t *c) {
         json_t *s = json_object_get(pat, "String");
         if (!json_is_string(s) || !json_is_string(content))
             FAIL(c, "normalizer Replace: only a String pattern and a content string are supported");
+        if (json_string_length(s) == 0) FAIL(c, "normalizer Replace: empty pattern");
         st.kind = TOK_NORM_REPLACE;
         st.la = json_string_length(s);
         st.a = dup_bytes(json_string_value(s), st.la);
         st.lb = json_string_length(content);
         st.b = dup_bytes(json_string_value(content), st.lb);
-        if (st.la == 0) FAIL(c, "normalizer Replace: empty pattern");
     } else {
         FAIL(c, "normalizer '%s' is not supported", type);
     }
     tok_norm_step *p = realloc(t->norm, (t->n_norm + 1) * sizeof *p);
-    if (!p) FAIL(c, "out of memory");
+    if (!p || (st.la && !st.a) || (st.lb && !st.b)) {
+        free(st.a), free(st.b);
+        if (p) t->norm = p;
+        FAIL(c, "out of memory");
+    }
     t->norm = p;
     t->norm[t->n_norm++] = st;
     return true;
