@@ -4,8 +4,11 @@
 # first and only asks apt-get or pip for what is missing.
 set -euo pipefail
 
+# libucx-dev: the PD transfer engine; ucx-utils: ucx_perftest for its benchmark; iproute2: the
+# PD test across two network namespaces.
 apt_pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
-          libevent-dev libjansson-dev libpcre2-dev libutf8proc-dev libcmocka-dev)
+          libevent-dev libjansson-dev libpcre2-dev libutf8proc-dev libcmocka-dev
+          libucx-dev ucx-utils iproute2)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

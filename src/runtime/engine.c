@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "base/timeutil.h"
+#include "disagg/pd.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -38,6 +39,8 @@ typedef struct cmd {
 struct engine {
     engine_args args;
     char *model_path, *quantization, *kv_dtype, *policy;
+    char *pd_mode_s, *pd_backend, *pd_host, *pd_advertise;
+    int pd_mode; /* 0, PD_PREFILL, PD_DECODE */
     pthread_t thread;
     bool thread_started;
     /* inbox */
@@ -65,6 +68,8 @@ struct engine {
     backend *be;
     tokenizer *tok;
     sched *s;
+    pd_manager *pd;
+    bool pd_kick; /* mu: a PD room changed state */
 };
 
 void engine_args_default(engine_args *a) {
@@ -229,11 +234,60 @@ int engine_wait_event(engine *e, engine_event *ev, int timeout_ms) {
 /* ---- the scheduler thread ------------------------------------------------------------------ */
 
 static void publish_stats(engine *e) {
+    pd_stats ps = {0};
+    if (e->pd) pd_get_stats(e->pd, &ps);
     pthread_mutex_lock(&e->mu);
     sched_fill_stats(e->s, &e->stats);
+    e->stats.pd_mode = e->pd_mode;
+    if (e->pd) {
+        e->stats.pd_bootstrap_port = pd_bootstrap_port(e->pd);
+        e->stats.pd_transfers_ok = ps.transfers_ok;
+        e->stats.pd_transfers_failed = ps.transfers_failed;
+        e->stats.pd_bootstrap_failed = ps.bootstrap_failed;
+        e->stats.pd_transfer_bytes = ps.bytes_total;
+        e->stats.pd_transfer_seconds = ps.transfer_seconds_total;
+        e->stats.pd_last_speed_gbs = ps.last_speed_gbs;
+        e->stats.pd_last_latency_ms = ps.last_latency_ms;
+    }
     e->stats.ready = true;
     e->stats.max_queued_requests = e->args.max_queued_requests;
     pthread_mutex_unlock(&e->mu);
+}
+
+static void on_pd_change(void *ud) {
+    engine *e = ud;
+    pthread_mutex_lock(&e->mu);
+    e->pd_kick = true;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* The PD manager over the pool's K and V buffers, and the scheduler's queues for it. */
+static int start_pd(engine *e, int max_running, char *err, size_t err_len) {
+    const engine_args *a = &e->args;
+    kv_pool *pool = (kv_pool *)sched_pool(e->s);
+    pd_opts o;
+    pd_opts_default(&o, e->pd_mode);
+    o.backend = a->pd_transfer_backend ? a->pd_transfer_backend : "ucx";
+    o.host = a->pd_host ? a->pd_host : "127.0.0.1";
+    o.advertise = a->pd_advertise;
+    o.bootstrap_port = a->pd_bootstrap_port > 0 ? a->pd_bootstrap_port : 8998;
+    o.n_bufs = 2 * pool->kv.n_layers;
+    void **bufs = calloc((size_t)o.n_bufs, sizeof *bufs);
+    if (!bufs) return snprintf(err, err_len, "out of memory"), -1;
+    for (int l = 0; l < pool->kv.n_layers; l++)
+        bufs[2 * l] = pool->kv.layers[l].k, bufs[2 * l + 1] = pool->kv.layers[l].v;
+    o.bufs = bufs;
+    o.slot_bytes = (size_t)pool->kv.layers[0].row_elems * (pool->kv.type == DT_F32 ? 4 : 2);
+    o.buf_bytes = (size_t)pool->kv.n_slots * o.slot_bytes;
+    o.n_aux = max_running + 1;
+    o.on_change = on_pd_change;
+    o.ud = e;
+    e->pd = pd_create(&o, err, err_len);
+    free(bufs);
+    if (!e->pd) return -1;
+    return sched_pd_attach(e->s, e->pd, e->pd_mode, a->pd_reserved_decode_tokens,
+                           o.bootstrap_timeout_s, o.waiting_timeout_s, err, err_len);
 }
 
 static int start_up(engine *e, char *err, size_t err_len) {
@@ -298,6 +352,7 @@ static int start_up(engine *e, char *err, size_t err_len) {
     };
     e->s = sched_create(e->m, e->be, e->tok, kv_type, &cfg, emit_event, e, err, err_len);
     if (!e->s) return -1;
+    if (e->pd_mode && start_pd(e, max_running, err, err_len) != 0) return -1;
     log_info("KV pool: %lld tokens (%s, %.1f MB reserved), max_running_requests=%d, "
              "page_size=%d, context_length=%d", (long long)tokens,
              kv_type == DT_F32 ? "fp32" : kv_type == DT_F16 ? "fp16" : "bf16",
@@ -342,6 +397,7 @@ static void *scheduler_main(void *arg) {
         pthread_mutex_lock(&e->mu);
         while (!e->stop && !e->inbox_head && !e->flush_requested && !sched_has_work(e->s))
             pthread_cond_wait(&e->wake, &e->mu);
+        e->pd_kick = false; /* what changed before this point, the step's poll sees */
         cmd *list = e->inbox_head;
         e->inbox_head = e->inbox_tail = NULL;
         e->inbox_reqs = 0;
@@ -365,8 +421,21 @@ static void *scheduler_main(void *arg) {
             sched_abort_all(e->s);
             break;
         }
-        sched_step(e->s);
+        int ran = sched_step(e->s);
         publish_stats(e);
+        if (ran != 0 && sched_pd_pending(e->s)) {
+            /* only PD requests, waiting on other threads: sleep until one of their rooms
+             * changes or a timeout may have passed */
+            pthread_mutex_lock(&e->mu);
+            if (!e->pd_kick && !e->inbox_head && !e->stop && !e->flush_requested) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 100 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+                pthread_cond_timedwait(&e->wake, &e->mu, &ts);
+            }
+            pthread_mutex_unlock(&e->mu);
+        }
     }
     return NULL;
 }
@@ -385,6 +454,16 @@ engine *engine_start(const engine_args *args) {
     e->args.quantization = e->quantization;
     e->args.kv_cache_dtype = e->kv_dtype;
     e->args.schedule_policy = e->policy;
+    e->pd_mode_s = dup_or_null(args->pd_mode);
+    e->pd_backend = dup_or_null(args->pd_transfer_backend);
+    e->pd_host = dup_or_null(args->pd_host);
+    e->pd_advertise = dup_or_null(args->pd_advertise);
+    e->args.pd_mode = e->pd_mode_s;
+    e->args.pd_transfer_backend = e->pd_backend;
+    e->args.pd_host = e->pd_host;
+    e->args.pd_advertise = e->pd_advertise;
+    if (e->pd_mode_s && !strcmp(e->pd_mode_s, "prefill")) e->pd_mode = PD_PREFILL;
+    if (e->pd_mode_s && !strcmp(e->pd_mode_s, "decode")) e->pd_mode = PD_DECODE;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->out_mu, NULL);
     pthread_cond_init(&e->wake, NULL);
@@ -441,6 +520,7 @@ void engine_stop(engine *e) {
         }
         free(c->reqs), free(c);
     }
+    pd_destroy(e->pd); /* first: its threads read and write the pool's buffers */
     sched_destroy(e->s);
     tok_free(e->tok);
     model_free(e->m);
@@ -454,6 +534,7 @@ void engine_stop(engine *e) {
     pthread_cond_destroy(&e->wake);
     pthread_cond_destroy(&e->done);
     free(e->model_path), free(e->quantization), free(e->kv_dtype), free(e->policy);
+    free(e->pd_mode_s), free(e->pd_backend), free(e->pd_host), free(e->pd_advertise);
     free(e);
 }
 
@@ -517,6 +598,34 @@ static int check_request(engine *e, const int32_t *ids, int64_t n, const engine_
 
 int64_t engine_submit(engine *e, const int32_t *ids, int64_t n_ids, const engine_sampling *s,
                       const char *rid, char *err, size_t err_len) {
+    return engine_submit_pd(e, ids, n_ids, s, rid, NULL, err, err_len);
+}
+
+/* The PD checks of a request. */
+static int check_pd(engine *e, const engine_sampling *s, const engine_bootstrap *boot, char *err,
+                    size_t err_len) {
+    const char *mode = e->pd_mode == PD_PREFILL ? "prefill" : "decode";
+    if (!e->pd_mode && boot)
+        return snprintf(err, err_len, "bootstrap_host/bootstrap_room: this server does not run "
+                        "in a disaggregation mode"), ENGINE_EINVAL;
+    if (!e->pd_mode) return 0;
+    if (!boot)
+        return snprintf(err, err_len, "this server runs in %s mode: a request needs "
+                        "bootstrap_host, bootstrap_port and bootstrap_room (send it through "
+                        "`sglc launch_lb`)", mode), ENGINE_EINVAL;
+    if (!boot->host || !*boot->host || strlen(boot->host) >= 256)
+        return snprintf(err, err_len, "bootstrap_host must be a host name"), ENGINE_EINVAL;
+    if (s->n != 1)
+        return snprintf(err, err_len, "n > 1 is not supported in %s mode", mode), ENGINE_EINVAL;
+    if (s->return_logprob && s->top_logprobs_num > PD_AUX_TOP)
+        return snprintf(err, err_len, "top_logprobs_num > %d is not supported in %s mode",
+                        PD_AUX_TOP, mode), ENGINE_EINVAL;
+    return 0;
+}
+
+int64_t engine_submit_pd(engine *e, const int32_t *ids, int64_t n_ids, const engine_sampling *s,
+                         const char *rid, const engine_bootstrap *boot, char *err,
+                         size_t err_len) {
     pthread_mutex_lock(&e->mu);
     bool ready = e->ready && !e->stop;
     int queued = e->stats.queued + e->inbox_reqs;
@@ -526,6 +635,7 @@ int64_t engine_submit(engine *e, const int32_t *ids, int64_t n_ids, const engine
         return ENGINE_ENOTREADY;
     }
     int rc = check_request(e, ids, n_ids, s, err, err_len);
+    if (!rc) rc = check_pd(e, s, boot, err, err_len);
     if (rc) return rc;
     if (e->args.max_queued_requests > 0 && queued + s->n > e->args.max_queued_requests) {
         snprintf(err, err_len, "The server is overloaded: %d requests are queued "
@@ -542,6 +652,16 @@ int64_t engine_submit(engine *e, const int32_t *ids, int64_t n_ids, const engine
     for (int i = 0; ok && i < s->n; i++) {
         reqs[i] = sched_req_new(handle, i, rid, g, ids, n_ids, s, e->args.random_seed);
         ok = reqs[i] != NULL;
+        if (ok && boot) {
+            sched_req *r = reqs[i];
+            r->pd = true;
+            r->pd_fake = !strcmp(boot->host, PD_FAKE_HOST) ||
+                         (e->args.pd_transfer_backend &&
+                          !strcmp(e->args.pd_transfer_backend, "fake"));
+            r->pd_room = boot->room;
+            snprintf(r->pd_host, sizeof r->pd_host, "%s", boot->host);
+            r->pd_port = boot->port > 0 ? boot->port : e->args.pd_bootstrap_port;
+        }
     }
     if (!ok) {
         for (int i = 0; reqs && i < s->n; i++) sched_req_free(reqs[i]);

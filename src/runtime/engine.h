@@ -37,6 +37,13 @@ typedef struct {
     double schedule_conservativeness; /* scales the decode-length estimate (1.0) */
     uint64_t random_seed;          /* seeds requests that bring no seed */
     bool skip_tokenizer_init;      /* no tokenizer: stop strings are refused */
+    /* PD disaggregation (SGLang's --disaggregation-*): mode NULL/"null", "prefill", "decode" */
+    const char *pd_mode;
+    const char *pd_transfer_backend; /* "ucx" | "fake" */
+    const char *pd_host;             /* prefill: the bootstrap server's address */
+    const char *pd_advertise;        /* prefill: the host of --dist-init-addr, if given */
+    int pd_bootstrap_port;           /* prefill: where it listens; decode: the default port */
+    int pd_reserved_decode_tokens;   /* decode: KV set aside per request for its output */
 } engine_args;
 
 void engine_args_default(engine_args *a);
@@ -76,6 +83,15 @@ typedef struct {
 } engine_sampling;
 
 void engine_sampling_default(engine_sampling *s);
+
+/* Where a PD request's KV comes from (decode) or goes (prefill): the prefill server's bootstrap
+ * host and port (port <= 0: the engine's pd_bootstrap_port) and the room both sides share.
+ * host "2.2.2.2" is SGLang's fake host: the request runs without a transfer. */
+typedef struct {
+    const char *host;
+    int port;
+    uint64_t room;
+} engine_bootstrap;
 
 typedef enum {
     ENGINE_FINISH_NONE = 0, /* more tokens follow */
@@ -136,6 +152,13 @@ typedef struct {
     int64_t forward_passes, chunked_prefills, retractions, evicted_tokens;
     int64_t mixed_batches;         /* passes with both prefill and decode tokens */
     int64_t requests_finished, requests_aborted;
+    /* PD disaggregation (0 when the engine runs colocated) */
+    int pd_mode;                   /* 0, 1 prefill, 2 decode */
+    int pd_bootstrap_port;
+    int pd_boot_queue, pd_transfer_queue; /* prefill: bootstrap / inflight; decode: prealloc
+                                              / transfer */
+    int64_t pd_transfers_ok, pd_transfers_failed, pd_bootstrap_failed;
+    double pd_transfer_bytes, pd_transfer_seconds, pd_last_speed_gbs, pd_last_latency_ms;
 } engine_stats;
 
 typedef struct engine engine;
@@ -160,6 +183,10 @@ void engine_stop(engine *e);
 /* Queues a request. Returns its handle (> 0), or an ENGINE_E* code with a message in err. */
 int64_t engine_submit(engine *e, const int32_t *ids, int64_t n_ids, const engine_sampling *s,
                       const char *rid, char *err, size_t err_len);
+/* The same for a PD server (boot NULL: refused unless the engine runs colocated). */
+int64_t engine_submit_pd(engine *e, const int32_t *ids, int64_t n_ids, const engine_sampling *s,
+                         const char *rid, const engine_bootstrap *boot, char *err,
+                         size_t err_len);
 /* Aborts a request by handle or by rid; its slots are freed on the scheduler's next turn and
  * an ENGINE_FINISH_ABORT event follows for each of its samples still alive. Returns 0, or -1
  * for a handle that was never issued (an unknown rid is ignored by the scheduler). */

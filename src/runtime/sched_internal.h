@@ -47,7 +47,38 @@ struct sched {
     int64_t requests_finished, requests_aborted;
     double window_start, gen_tput;
     int64_t window_tokens;
+    /* PD disaggregation (sched_pd.c): boot = prefill's bootstrap queue / decode's prealloc
+     * queue; xfer = prefill's inflight queue / decode's transfer queue */
+    pd_manager *pd;
+    int pd_mode;
+    int64_t pd_reserved;
+    double pd_bootstrap_timeout, pd_waiting_timeout;
+    sched_req **pd_boot, **pd_xfer;
+    int n_pd_boot, n_pd_xfer, cap_pd; /* both arrays hold cap_pd */
+    int *aux_free;
+    int n_aux_free;
 };
+
+/* scheduler.c, for sched_pd.c */
+int sched_push_waiting(sched *s, sched_req *r, bool front);
+void sched_release_kv(sched *s, sched_req *r, bool insert);
+void sched_finish_req(sched *s, sched_req *r, engine_finish f, int32_t tok, const char *stop,
+                      int trim, const char *error);
+bool sched_ensure_pages(sched *s, int64_t pages);
+int64_t sched_reserve_tokens(const sched *s, const sched_req *r);
+
+/* sched_pd.c */
+/* Takes r if it is a PD request (true), else leaves it to the normal queues. */
+bool sched_pd_add(sched *s, sched_req *r);
+/* Moves PD requests along their queues (states, timeouts, preallocation). */
+void sched_pd_poll(sched *s);
+/* A prefill-mode request just sampled its first token: true when PD takes it from here. */
+bool sched_pd_prefilled(sched *s, sched_req *r);
+/* r ends outside the transfer path (abort, error): its room is closed. */
+void sched_pd_end(sched *s, sched_req *r, const char *why);
+/* Aborts PD-queued requests of handle/rid; returns how many. */
+int sched_pd_abort(sched *s, uint64_t handle, const char *rid);
+void sched_pd_destroy(sched *s);
 
 /* sched_policy.c */
 void sched_order_waiting(sched *s);

@@ -28,6 +28,7 @@ sched_req *sched_req_new(uint64_t handle, int index, const char *rid, sched_grou
     r->group = g;
     r->sp = *sp;
     r->row = -1;
+    r->pd_aux = -1;
     r->prefilling = true;
     r->n_prompt = r->n_tokens = n;
     int64_t cap = n + sp->max_new_tokens;

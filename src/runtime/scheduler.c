@@ -97,6 +97,7 @@ void sched_destroy(sched *s) {
     if (!s) return;
     for (int i = 0; i < s->n_waiting; i++) sched_req_free(s->waiting[i]);
     for (int i = 0; i < s->n_running; i++) sched_req_free(s->running[i]);
+    sched_pd_destroy(s);
     radix_destroy(&s->cache);
     kvpool_free_all(&s->pool, s->be);
     free(s->waiting), free(s->running), free(s->row_buf), free(s->work), free(s->marks);
@@ -108,9 +109,11 @@ void sched_destroy(sched *s) {
 const kv_pool *sched_pool(const sched *s) { return &s->pool; }
 const radix_cache *sched_cache(const sched *s) { return &s->cache; }
 int sched_n_queued(const sched *s) { return s->n_waiting; }
-bool sched_has_work(const sched *s) { return s->n_waiting > 0 || s->n_running > 0; }
+bool sched_has_work(const sched *s) {
+    return s->n_waiting > 0 || s->n_running > 0 || sched_pd_pending(s) > 0;
+}
 
-static int push_waiting(sched *s, sched_req *r, bool front) {
+int sched_push_waiting(sched *s, sched_req *r, bool front) {
     if (s->n_waiting == s->cap_waiting) {
         int cap = s->cap_waiting ? s->cap_waiting * 2 : 64;
         sched_req **w = realloc(s->waiting, (size_t)cap * sizeof *w);
@@ -129,8 +132,9 @@ static int push_waiting(sched *s, sched_req *r, bool front) {
 
 void sched_add(sched *s, sched_req *r) {
     r->seq_no = s->next_seq++;
+    if (sched_pd_add(s, r)) return;
     if (s->cache.disabled) r->group->prompt_ready = true; /* nothing to share: no waiting */
-    if (push_waiting(s, r, false) != 0) {
+    if (sched_push_waiting(s, r, false) != 0) {
         sched_emit(s, r, ENGINE_FINISH_ERROR, -1, NULL, 0, "out of memory queueing the request");
         sched_req_free(r);
     }
@@ -158,7 +162,7 @@ static void cache_unfinished(sched *s, sched_req *r) {
 
 /* Gives r's KV back: the computed page-aligned part to the radix cache (when insert), the rest
  * to the pool; unlocks its prefix and frees its row. */
-static void release_kv(sched *s, sched_req *r, bool insert) {
+void sched_release_kv(sched *s, sched_req *r, bool insert) {
     if (r->row < 0) return;
     int64_t P = s->cfg.page_size, L = r->prefix_len;
     int32_t *row = kvpool_row(&s->pool, r->row);
@@ -190,13 +194,13 @@ static void remove_running(sched *s, sched_req *r) {
 }
 
 /* Makes sure `pages` pages are free, evicting cached prefixes if needed. */
-static bool ensure_pages(sched *s, int64_t pages) {
+bool sched_ensure_pages(sched *s, int64_t pages) {
     if (pages <= s->pool.n_free_pages) return true;
     radix_evict(&s->cache, (pages - s->pool.n_free_pages) * s->cfg.page_size);
     return pages <= s->pool.n_free_pages;
 }
 
-static int64_t reserve_tokens(const sched *s, const sched_req *r) {
+int64_t sched_reserve_tokens(const sched *s, const sched_req *r) {
     int64_t left = r->sp.max_new_tokens - (r->n_tokens - r->n_prompt);
     if (left > MAX_RESERVE_PER_REQ) left = MAX_RESERVE_PER_REQ;
     return left > 0 ? (int64_t)((double)left * s->new_token_ratio) : 0;
@@ -219,11 +223,11 @@ static sched_req *retract_victim(sched *s) {
 }
 
 static void retract(sched *s, sched_req *r) {
-    release_kv(s, r, true);
+    sched_release_kv(s, r, true);
     remove_running(s, r);
     r->prefilling = true;
     r->chunk = 0;
-    if (push_waiting(s, r, true) != 0) {
+    if (sched_push_waiting(s, r, true) != 0) {
         sched_emit(s, r, ENGINE_FINISH_ERROR, -1, NULL, 0, "out of memory requeueing");
         sched_req_free(r);
     }
@@ -242,7 +246,7 @@ static void schedule_decode(sched *s) {
             sched_req *r = s->running[i];
             if (!r->prefilling) need += kvpool_pages_needed(&s->pool, r->kv_alloc, r->n_tokens);
         }
-        if (ensure_pages(s, need)) break;
+        if (sched_ensure_pages(s, need)) break;
         sched_req *v = retract_victim(s);
         if (!v) break;
         log_debug("retracting request %s (%lld tokens)", v->rid, (long long)v->n_tokens);
@@ -274,7 +278,7 @@ static int64_t chunk_for(const sched *s, const sched_req *r, const budget *b) {
 
 static bool take_chunk(sched *s, sched_req *r, int64_t c) {
     int64_t pages = kvpool_pages_needed(&s->pool, r->kv_alloc, r->kv_len + c);
-    if (!ensure_pages(s, pages)) return false;
+    if (!sched_ensure_pages(s, pages)) return false;
     kvpool_extend(&s->pool, kvpool_row(&s->pool, r->row), r->kv_alloc, r->kv_len + c);
     r->kv_alloc = r->kv_len + c;
     r->chunk = c;
@@ -316,7 +320,7 @@ static void admit_waiting(sched *s, budget *b) {
                 int64_t m = radix_match_prefix(&s->cache, r->tokens, limit, slots, &node);
                 if (m < 0) m = 0, node = NULL;
                 int64_t fill = r->n_tokens - m;
-                if (fill + reserve_tokens(s, r) > b->rem_total ||
+                if (fill + sched_reserve_tokens(s, r) > b->rem_total ||
                     (fill > b->rem_prefill && b->n_prefill > 0)) {
                     stop = true;
                 } else if (!shares_in_batch(s, r, m) &&
@@ -344,7 +348,7 @@ static void admit_waiting(sched *s, budget *b) {
                     }
                     s->running[s->n_running++] = r;
                     if (r->chunk < fill) s->chunked = r;
-                    b->rem_total -= fill + reserve_tokens(s, r);
+                    b->rem_total -= fill + sched_reserve_tokens(s, r);
                     b->rem_prefill -= r->chunk;
                     b->rem_chunk -= r->chunk;
                     b->n_prefill++;
@@ -359,7 +363,7 @@ static void admit_waiting(sched *s, budget *b) {
 static void schedule_prefill(sched *s) {
     budget b;
     b.rem_total = kvpool_free_tokens(&s->pool) + radix_evictable_size(&s->cache);
-    for (int i = 0; i < s->n_running; i++) b.rem_total -= reserve_tokens(s, s->running[i]);
+    for (int i = 0; i < s->n_running; i++) b.rem_total -= sched_reserve_tokens(s, s->running[i]);
     b.rem_prefill = s->cfg.max_prefill_tokens;
     b.rem_chunk = s->cfg.chunked_prefill_size > 0 ? s->cfg.chunked_prefill_size : INT64_MAX / 4;
     b.n_prefill = 0;
@@ -381,9 +385,10 @@ static void schedule_prefill(sched *s) {
 
 /* ---- the step ---------------------------------------------------------------------------- */
 
-static void finish_req(sched *s, sched_req *r, engine_finish f, int32_t tok, const char *stop,
+void sched_finish_req(sched *s, sched_req *r, engine_finish f, int32_t tok, const char *stop,
                        int trim, const char *error) {
-    release_kv(s, r, f != ENGINE_FINISH_ERROR);
+    if (r->pd_live) sched_pd_end(s, r, error ? error : "the request was aborted");
+    sched_release_kv(s, r, f != ENGINE_FINISH_ERROR);
     remove_running(s, r);
     sched_emit(s, r, f, tok, stop, trim, error);
     if (f == ENGINE_FINISH_ABORT) s->requests_aborted++;
@@ -401,6 +406,7 @@ static bool needs_logits(const sched_req *r, int64_t p) {
 
 int sched_step(sched *s) {
     if (!sched_has_work(s)) return -1;
+    sched_pd_poll(s);
     schedule_decode(s);
     schedule_prefill(s);
     int64_t T = 0, n_rows = 0;
@@ -413,7 +419,7 @@ int sched_step(sched *s) {
     if (T == 0) return -1;
     if (grow_batch(s, T) != 0 || grow_logits(s, n_rows) != 0) {
         for (int i = s->n_running - 1; i >= 0; i--)
-            finish_req(s, s->running[i], ENGINE_FINISH_ERROR, -1, NULL, 0,
+            sched_finish_req(s, s->running[i], ENGINE_FINISH_ERROR, -1, NULL, 0,
                        "out of memory for the batch");
         return 0;
     }
@@ -446,7 +452,7 @@ int sched_step(sched *s) {
         log_error("forward pass failed: %s", err);
         for (int i = s->n_running - 1; i >= 0; i--)
             if (s->running[i]->chunk)
-                finish_req(s, s->running[i], ENGINE_FINISH_ERROR, -1, NULL, 0, err);
+                sched_finish_req(s, s->running[i], ENGINE_FINISH_ERROR, -1, NULL, 0, err);
         return 0;
     }
     for (int64_t i = 0; i < rows; i++) {
@@ -476,13 +482,14 @@ int sched_step(sched *s) {
             r->prompt_lp_done = true;
             cache_unfinished(s, r);
             if (r->index == 0) r->group->prompt_ready = true;
+            if (sched_pd_prefilled(s, r)) continue;
         }
         int32_t tok;
         const char *stop;
         int trim;
         engine_finish f = sched_check_finish(s, r, &tok, &stop, &trim);
         if (f != ENGINE_FINISH_NONE) {
-            finish_req(s, r, f, tok, stop, trim, NULL);
+            sched_finish_req(s, r, f, tok, stop, trim, NULL);
         } else if (r->n_tokens - r->n_prompt - r->n_emitted >= s->cfg.stream_interval) {
             sched_emit(s, r, ENGINE_FINISH_NONE, -1, NULL, 0, NULL);
         }
@@ -512,13 +519,14 @@ int sched_abort(sched *s, uint64_t handle, const char *rid) {
     int found = 0;
     for (int i = s->n_running - 1; i >= 0; i--)
         if (matches(s->running[i], handle, rid)) {
-            finish_req(s, s->running[i], ENGINE_FINISH_ABORT, -1, NULL, 0, NULL);
+            sched_finish_req(s, s->running[i], ENGINE_FINISH_ABORT, -1, NULL, 0, NULL);
             found++;
         }
     int kept = 0;
     for (int i = 0; i < s->n_waiting; i++) {
         sched_req *r = s->waiting[i];
         if (matches(r, handle, rid)) {
+            if (r->pd_live) sched_pd_end(s, r, "the request was aborted");
             sched_emit(s, r, ENGINE_FINISH_ABORT, -1, NULL, 0, NULL);
             s->requests_aborted++;
             sched_req_free(r);
@@ -528,12 +536,13 @@ int sched_abort(sched *s, uint64_t handle, const char *rid) {
         }
     }
     s->n_waiting = kept;
-    return found;
+    return found + sched_pd_abort(s, handle, rid);
 }
 
 void sched_abort_all(sched *s) {
     while (s->n_running) sched_abort(s, s->running[0]->handle, NULL);
     while (s->n_waiting) sched_abort(s, s->waiting[0]->handle, NULL);
+    while (s->n_pd_boot) sched_abort(s, s->pd_boot[0]->handle, NULL);
 }
 
 int sched_flush(sched *s) {

@@ -60,6 +60,16 @@ typedef struct sched_req {
     float *prompt_top_lp;
     int lp_start;            /* first prompt position with a logprob */
     uint64_t seq_no;         /* arrival order (fcfs) */
+    /* PD disaggregation (sched_pd.c) */
+    bool pd;                 /* sends (prefill) or receives (decode) its KV through a room */
+    bool pd_fake;            /* SGLang's fake bootstrap host: runs without a transfer */
+    bool pd_live;            /* its room is registered with the PD manager */
+    bool pd_aborted;         /* aborted while a transfer held its slots */
+    uint64_t pd_room;
+    char pd_host[256];
+    int pd_port;
+    int pd_aux;              /* decode: its aux record, or -1 */
+    double pd_t0;            /* arrival, for the bootstrap and waiting timeouts */
 } sched_req;
 
 typedef void (*sched_emit_fn)(void *ctx, engine_event *ev);
@@ -78,6 +88,7 @@ typedef struct {
 } sched_config;
 
 typedef struct sched sched;
+typedef struct pd_manager pd_manager;
 
 /* Takes the model, backend and tokenizer (may be NULL) for its lifetime; sizes the pool from
  * cfg (max_total_tokens already decided by the caller). */
@@ -85,6 +96,13 @@ sched *sched_create(model *m, backend *be, const tokenizer *tok, dtype_t kv_type
                     const sched_config *cfg, sched_emit_fn emit, void *emit_ctx, char *err,
                     size_t err_len);
 void sched_destroy(sched *s);
+
+/* PD disaggregation: from now on requests with a room go through m (mode 1 prefill, 2 decode);
+ * n_aux aux records; reserved: decode's --num-reserved-decode-tokens. */
+int sched_pd_attach(sched *s, pd_manager *m, int mode, int reserved, double bootstrap_timeout_s,
+                    double waiting_timeout_s, char *err, size_t err_len);
+/* Requests waiting on the PD manager (so the caller sleeps with a timeout, not forever). */
+int sched_pd_pending(const sched *s);
 
 /* Takes ownership of r (made by sched_req_new) and queues it. */
 void sched_add(sched *s, sched_req *r);

@@ -90,6 +90,13 @@ static void engine_args_from(const server_args *a, engine_args *e) {
     e->schedule_conservativeness = a->schedule_conservativeness;
     e->random_seed = (uint64_t)a->random_seed;
     e->skip_tokenizer_init = a->skip_tokenizer_init;
+    if (a->disaggregation_mode && strcmp(a->disaggregation_mode, "null")) {
+        e->pd_mode = a->disaggregation_mode;
+        e->pd_transfer_backend = a->disaggregation_transfer_backend;
+        e->pd_host = a->host;
+        e->pd_bootstrap_port = (int)a->disaggregation_bootstrap_port;
+        e->pd_reserved_decode_tokens = (int)a->num_reserved_decode_tokens;
+    }
 }
 
 static int add_routes(srv *s) {
@@ -126,6 +133,16 @@ static int setup(srv *s, char *err, size_t err_len) {
     }
     engine_args ea;
     engine_args_from(a, &ea);
+    /* the bootstrap server registers its rank at the host of --dist-init-addr, if given */
+    char advertise[256] = "";
+    if (ea.pd_mode && a->dist_init_addr) {
+        const char *h = a->dist_init_addr, *colon = strrchr(h, ':');
+        size_t n = (size_t)(colon - h);
+        if (h[0] == '[' && n >= 2 && h[n - 1] == ']') h++, n -= 2;
+        snprintf(advertise, sizeof advertise, "%.*s", (int)n, h);
+        ea.pd_advertise = advertise;
+    }
+    s->pd_decode = ea.pd_mode && !strcmp(ea.pd_mode, "decode");
     if (engine_args_check(&ea, err, err_len) != 0) return 2;
     http_server_opts ho = {.host = a->host, .port = (int)a->port};
     s->http = http_server_new(&ho, err, err_len);

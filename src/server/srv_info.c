@@ -79,6 +79,18 @@ static void h_health(http_req *r, void *ud) {
     j->prompts[0].n = 1;
     j->sp.max_new_tokens = 1;
     j->sp.temperature = 0;
+    if (s->args.disaggregation_mode && strcmp(s->args.disaggregation_mode, "null")) {
+        /* as SGLang: PD servers check themselves through the fake transfer */
+        j->boot = calloc(1, sizeof *j->boot);
+        if (j->boot) j->boot[0].host = strdup("2.2.2.2");
+        if (!j->boot || !j->boot[0].host) {
+            srv_job_free(j);
+            http_reply(r, 503, "text/plain", "", 0);
+            return;
+        }
+        srv_new_id(s, "", j->id, sizeof j->id);
+        j->boot[0].room = s->id_rng >> 1;
+    }
     if (srv_job_submit(j) != 0) return;
     struct timeval tv = {HEALTH_TIMEOUT_S, 0};
     j->timer = evtimer_new(http_server_base(s->http), health_timeout, j);

@@ -58,6 +58,7 @@ typedef struct srv {
     http_server *http;
     struct event *ev_engine, *ev_sigterm, *ev_sigint;
     bool ready, failed, stopping;
+    bool pd_decode; /* --disaggregation-mode decode: prompt logprobs are prefill's to report */
     long created;
     srv_metrics metrics;
     srv_handle_slot *slots; /* live engine handles */
@@ -124,6 +125,7 @@ struct srv_job {
     bool batch;          /* native: the reply is a list */
     bool tools;          /* chat: tools were given */
     struct event *timer; /* /health: answers 503 if no token comes in time */
+    engine_bootstrap *boot; /* [n_prompts] PD: bootstrap_host/port/room, or NULL */
     char id[64];
     char rid[64];
     long created;
@@ -180,6 +182,9 @@ int srv_parse_logit_bias(srv_job *j, const json_t *v, const char *param, srv_err
 /* A list of token ids (each an integer in [0, vocab)). */
 int srv_parse_ids(const json_t *v, const char *param, int vocab, int32_t **ids, int64_t *n,
                   srv_err *e);
+/* PD: bootstrap_host, bootstrap_port and bootstrap_room, each one value or (for a batch) a
+ * list with one per prompt, as SGLang's load balancer sends them. Absent: j->boot stays NULL. */
+int srv_parse_bootstrap(srv_job *j, const json_t *body, srv_err *e);
 /* Refuses constrained decoding fields (regex, ebnf, json_schema, structural_tag). */
 int srv_refuse_constraints(const json_t *o, srv_err *e);
 /* Tokenizes text into a prompt (add_special: BOS as the vocabulary says). */

@@ -44,6 +44,8 @@ void srv_job_free(srv_job *j) {
     free(j->choices);
     for (int i = 0; i < j->sp.n_stop; i++) free(j->stop[i]);
     free(j->stop), free(j->stop_ids), free(j->bias), free(j->handles);
+    for (int i = 0; j->boot && i < j->n_prompts; i++) free((char *)j->boot[i].host);
+    free(j->boot);
     if (j->timer) event_free(j->timer);
     j->s->n_jobs--;
     free(j);
@@ -131,8 +133,8 @@ int srv_job_submit(srv_job *j) {
             if (j->n_prompts > 1) snprintf(rid, sizeof rid, "%s-%d", j->rid, p), use_rid = rid;
             else use_rid = j->rid;
         }
-        int64_t h = engine_submit(s->eng, j->prompts[p].ids, j->prompts[p].n, &j->sp, use_rid,
-                                  err, sizeof err);
+        int64_t h = engine_submit_pd(s->eng, j->prompts[p].ids, j->prompts[p].n, &j->sp,
+                                     use_rid, j->boot ? &j->boot[p] : NULL, err, sizeof err);
         if (h < 0 || slot_add(s, (uint64_t)h, j, p) != 0) {
             int status = h == ENGINE_EOVERLOADED || h == ENGINE_ENOTREADY ? 503
                          : h == ENGINE_EINVAL                             ? 400

@@ -58,7 +58,8 @@ static json_t *meta_info(srv_job *j, srv_choice *c) {
                *out_top = json_array();
         int p = (int)(c - j->choices) / j->n;
         const srv_prompt *pr = &j->prompts[p];
-        for (int64_t pos = j->logprob_start_len; pos >= 0 && pos < pr->n; pos++) {
+        int64_t first = j->s->pd_decode ? pr->n : j->logprob_start_len;
+        for (int64_t pos = first; pos >= 0 && pos < pr->n; pos++) {
             float lp = NAN;
             const int32_t *tids;
             const float *tlp;
@@ -247,7 +248,7 @@ static int parse_generate(srv_job *j, const json_t *body, srv_err *e) {
             return srv_fail(e, 400, "rid", "rid must be a string of at most 55 bytes");
         snprintf(j->rid, sizeof j->rid, "%s", json_string_value(rid));
     }
-    static const char *const refused[] = {"lora_path", "bootstrap_host", "bootstrap_room",
+    static const char *const refused[] = {"lora_path",
                                           "token_ids_logprob", "session_params"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         const json_t *x = json_object_get(body, refused[i]);
@@ -275,6 +276,7 @@ void srv_route_generate(http_req *r, void *ud) {
     srv_new_id(s, "", j->id, sizeof j->id);
     srv_err e = {0};
     int rc = parse_generate(j, body, &e);
+    if (rc == 0) rc = srv_parse_bootstrap(j, body, &e);
     if (s->args.log_requests && rc == 0) {
         char *dump = json_dumps(body, JSON_COMPACT);
         log_info("request %s: /generate %.*s", j->id,

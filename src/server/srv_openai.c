@@ -291,7 +291,7 @@ static int parse_common(srv_job *j, const json_t *b, srv_err *e) {
     const char *str;
     if (srv_get_str(b, "model", &str, e) || srv_get_str(b, "user", &str, e)) return -1;
     if (srv_refuse_constraints(b, e)) return -1;
-    static const char *const refused[] = {"lora_path", "bootstrap_host", "bootstrap_room",
+    static const char *const refused[] = {"lora_path",
                                           "session_params", "functions", "audio", "modalities",
                                           "prediction"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
@@ -593,6 +593,7 @@ static void openai_route(http_req *r, srv *s, srv_job_kind kind) {
     srv_new_id(s, kind == JOB_CHAT ? "chatcmpl-" : "cmpl-", j->id, sizeof j->id);
     srv_err e = {0};
     int rc = kind == JOB_CHAT ? parse_chat(j, body, &e) : parse_completion(j, body, &e);
+    if (rc == 0) rc = srv_parse_bootstrap(j, body, &e);
     if (s->args.log_requests && rc == 0) {
         char *dump = json_dumps(body, JSON_COMPACT);
         log_info("request %s: %s %.*s", j->id, http_req_path(r),

@@ -245,3 +245,56 @@ int srv_parse_sampling_knobs(const json_t *o, engine_sampling *s, srv_err *e) {
     s->repetition_penalty = (float)d;
     return 0;
 }
+
+/* The i-th value of a field that is one value or a list of n_prompts values. */
+static const json_t *nth(const json_t *v, int i, bool list) {
+    return list ? json_array_get(v, (size_t)i) : v;
+}
+
+int srv_parse_bootstrap(srv_job *j, const json_t *body, srv_err *e) {
+    const json_t *host = json_object_get(body, "bootstrap_host");
+    const json_t *port = json_object_get(body, "bootstrap_port");
+    const json_t *room = json_object_get(body, "bootstrap_room");
+    if ((!host || json_is_null(host)) && (!room || json_is_null(room))) return 0;
+    if (!host || json_is_null(host) || !room || json_is_null(room))
+        return srv_fail(e, 400, host && !json_is_null(host) ? "bootstrap_room" : "bootstrap_host",
+                        "bootstrap_host and bootstrap_room go together");
+    bool list = json_is_array(host);
+    int n = j->n_prompts;
+    const char *names[] = {"bootstrap_host", "bootstrap_port", "bootstrap_room"};
+    const json_t *vals[] = {host, port, room};
+    for (int k = 0; k < 3; k++) {
+        const json_t *v = vals[k];
+        if (!v || json_is_null(v)) continue;
+        if (json_is_array(v) != list || (list && (int)json_array_size(v) != n) ||
+            (!list && n != 1))
+            return srv_fail(e, 400, names[k], "%s: one value per prompt (a list for a batch of "
+                            "%d)", names[k], n);
+    }
+    j->boot = calloc((size_t)n, sizeof *j->boot);
+    if (!j->boot) return srv_fail(e, 500, NULL, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const json_t *h = nth(host, i, list), *p = port ? nth(port, i, list) : NULL,
+                     *r = nth(room, i, list);
+        if (!json_is_string(h) || json_string_length(h) == 0 || json_string_length(h) >= 256)
+            return srv_fail(e, 400, "bootstrap_host", "bootstrap_host must be a host name");
+        if (p && !json_is_null(p) &&
+            (!json_is_integer(p) || json_integer_value(p) < 1 || json_integer_value(p) > 65535))
+            return srv_fail(e, 400, "bootstrap_port", "bootstrap_port must be a port or null");
+        if (!json_is_integer(r) || json_integer_value(r) < 0)
+            return srv_fail(e, 400, "bootstrap_room", "bootstrap_room must be an integer >= 0");
+        j->boot[i].host = json_string_value(h); /* valid while the body lives: copied below */
+        j->boot[i].port = p && !json_is_null(p) ? (int)json_integer_value(p) : 0;
+        j->boot[i].room = (uint64_t)json_integer_value(r);
+    }
+    for (int i = 0; i < n; i++) {
+        char *copy = strdup(j->boot[i].host);
+        if (!copy) {
+            for (int k = 0; k < i; k++) free((char *)j->boot[k].host);
+            free(j->boot), j->boot = NULL;
+            return srv_fail(e, 500, NULL, "out of memory");
+        }
+        j->boot[i].host = copy;
+    }
+    return 0;
+}

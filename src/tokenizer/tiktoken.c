@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/base64.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tok_utf8.h"
 
@@ -58,38 +59,6 @@ typedef struct {
         snprintf((c)->err, (c)->err_len, "%s: %s", (c)->path, why_);                               \
         return false;                                                                              \
     } while (0)
-
-static int b64_value(uint8_t c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-/* Strict base64 (padding required to a multiple of 4); returns the decoded length or -1. */
-static long b64_decode(const uint8_t *s, size_t n, uint8_t *out, size_t cap) {
-    if (n == 0 || n % 4) return -1;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int j = 0; j < 4; j++) {
-            if (s[i + j] == '=' && i + 4 == n && j >= 2) {
-                v[j] = 0, pad++;
-            } else if (pad || (v[j] = b64_value(s[i + j])) < 0) {
-                return -1;
-            }
-        }
-        uint32_t x =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        uint8_t b[3] = {(uint8_t)(x >> 16), (uint8_t)(x >> 8), (uint8_t)x};
-        if (k + 3 - (size_t)pad > cap) return -1;
-        for (int j = 0; j < 3 - pad; j++)
-            out[k++] = b[j];
-    }
-    return (long)k;
-}
 
 /* Reads the whole file (bounded) into a NUL-terminated buffer. */
 static char *read_file(const char *path, size_t *len, tk_ctx *c) {
@@ -160,8 +129,8 @@ static bool parse_lines(const char *buf, size_t len, tk_entry **entries, size_t 
             pos = end + 1;
             continue;
         }
-        long blen = sp ? b64_decode((const uint8_t *)buf + pos, (size_t)(sp - buf) - pos, a + used,
-                                    len - used)
+        long blen = sp ? base64_decode((const uint8_t *)buf + pos, (size_t)(sp - buf) - pos,
+                                       a + used, len - used)
                        : -1;
         char *rend = NULL;
         long long rank = sp && sp + 1 < buf + stop && sp[1] >= '0' && sp[1] <= '9'
@@ -378,7 +347,8 @@ bool tok_is_tiktoken_file(const char *path) {
     const char *sp = memchr(line, ' ', n);
     if (!sp || sp == line || sp + 1 == line + n) return false;
     uint8_t tmp[TIKTOKEN_MAX_TOKEN];
-    if (b64_decode((const uint8_t *)line, (size_t)(sp - line), tmp, sizeof tmp) <= 0) return false;
+    if (base64_decode((const uint8_t *)line, (size_t)(sp - line), tmp, sizeof tmp) <= 0)
+        return false;
     for (const char *p = sp + 1; p < line + n; p++)
         if (*p < '0' || *p > '9') return false;
     return true;
