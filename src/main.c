@@ -20,6 +20,7 @@ static const subcommand subcommands[] = {
     {"bench_serving", cli_bench_serving, "benchmark a running server over HTTP (SGLang's table)"},
     {"check_system", cli_check_system, "check host settings for serving (governor, NUMA, swap)"},
     {"detokenize", cli_detokenize, "print the text of a list of token ids"},
+    {"launch_lb", cli_launch_lb, "load balancer in front of prefill and decode servers (PD)"},
     {"launch_server", cli_launch_server, "serve a model over HTTP (OpenAI and SGLang APIs)"},
     {"tokenize", cli_tokenize, "print the token ids of a text as JSON"},
 };

@@ -12,6 +12,7 @@ int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
 int cli_apply_chat_template(int argc, char **argv);
 int cli_launch_server(int argc, char **argv);
+int cli_launch_lb(int argc, char **argv);
 int cli_bench_serving(int argc, char **argv);
 
 #endif

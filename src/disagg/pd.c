@@ -123,10 +123,7 @@ int pd_drop(pd_manager *m, uint64_t room) {
 void pd_fail(pd_manager *m, uint64_t room, const char *why) {
     pthread_mutex_lock(&m->mu);
     pd_room *r = pd_room_find(m, room);
-    if (r) {
-        pd_room_set_failed(r, "%s", why);
-        if (m->o.mode == PD_PREFILL) m->stats.bootstrap_failed++;
-    }
+    if (r) pd_room_set_failed(r, "%s", why);
     pthread_mutex_unlock(&m->mu);
 }
 

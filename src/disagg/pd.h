@@ -68,7 +68,7 @@ typedef struct {
 } pd_opts;
 
 typedef struct {
-    int64_t transfers_ok, transfers_failed, bootstrap_failed;
+    int64_t transfers_ok, transfers_failed; /* prefill: rooms written, rooms that failed */
     double bytes_total, transfer_seconds_total; /* over successful transfers */
     double last_speed_gbs, last_latency_ms;
 } pd_stats;

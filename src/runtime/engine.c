@@ -242,8 +242,6 @@ static void publish_stats(engine *e) {
     if (e->pd) {
         e->stats.pd_bootstrap_port = pd_bootstrap_port(e->pd);
         e->stats.pd_transfers_ok = ps.transfers_ok;
-        e->stats.pd_transfers_failed = ps.transfers_failed;
-        e->stats.pd_bootstrap_failed = ps.bootstrap_failed;
         e->stats.pd_transfer_bytes = ps.bytes_total;
         e->stats.pd_transfer_seconds = ps.transfer_seconds_total;
         e->stats.pd_last_speed_gbs = ps.last_speed_gbs;

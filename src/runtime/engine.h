@@ -157,7 +157,8 @@ typedef struct {
     int pd_bootstrap_port;
     int pd_boot_queue, pd_transfer_queue; /* prefill: bootstrap / inflight; decode: prealloc
                                               / transfer */
-    int64_t pd_transfers_ok, pd_transfers_failed, pd_bootstrap_failed;
+    int64_t pd_transfers_ok;                        /* prefill: KV sent */
+    int64_t pd_transfers_failed, pd_bootstrap_failed; /* requests failed in each queue */
     double pd_transfer_bytes, pd_transfer_seconds, pd_last_speed_gbs, pd_last_latency_ms;
 } engine_stats;
 

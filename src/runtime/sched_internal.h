@@ -57,6 +57,7 @@ struct sched {
     int n_pd_boot, n_pd_xfer, cap_pd; /* both arrays hold cap_pd */
     int *aux_free;
     int n_aux_free;
+    int64_t pd_failed_boot, pd_failed_xfer; /* requests failed in each queue */
 };
 
 /* scheduler.c, for sched_pd.c */
@@ -79,6 +80,7 @@ void sched_pd_end(sched *s, sched_req *r, const char *why);
 /* Aborts PD-queued requests of handle/rid; returns how many. */
 int sched_pd_abort(sched *s, uint64_t handle, const char *rid);
 void sched_pd_destroy(sched *s);
+void sched_pd_fill_stats(const sched *s, engine_stats *st);
 
 /* sched_policy.c */
 void sched_order_waiting(sched *s);

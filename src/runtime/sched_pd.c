@@ -140,6 +140,7 @@ static void poll_prefill(sched *s) {
         list_remove(s->pd_boot, &s->n_pd_boot, i);
         if (st == KVPOLL_FAILED) {
             log_warn("request %s: %s", r->rid, err);
+            s->pd_failed_boot++;
             end_queued(s, r, ENGINE_FINISH_ERROR, err);
         } else if (sched_push_waiting(s, r, false) != 0) {
             end_queued(s, r, ENGINE_FINISH_ERROR, "out of memory queueing the request");
@@ -161,7 +162,10 @@ static void poll_prefill(sched *s) {
         if (r->pd_aborted) sched_finish_req(s, r, ENGINE_FINISH_ABORT, -1, NULL, 0, NULL);
         else if (st == KVPOLL_SUCCESS)
             sched_finish_req(s, r, ENGINE_FINISH_LENGTH, -1, NULL, 0, NULL);
-        else sched_finish_req(s, r, ENGINE_FINISH_ERROR, -1, NULL, 0, err);
+        else {
+            s->pd_failed_xfer++;
+            sched_finish_req(s, r, ENGINE_FINISH_ERROR, -1, NULL, 0, err);
+        }
     }
 }
 
@@ -264,6 +268,7 @@ static void poll_decode(sched *s) {
         if (r->pd_aborted || st == KVPOLL_FAILED) {
             give_back_aux(s, r);
             if (st == KVPOLL_FAILED) log_warn("request %s: %s", r->rid, err);
+            if (st == KVPOLL_FAILED && !r->pd_aborted) s->pd_failed_xfer++;
             sched_finish_req(s, r, r->pd_aborted ? ENGINE_FINISH_ABORT : ENGINE_FINISH_ERROR, -1,
                              NULL, 0, r->pd_aborted ? NULL : err);
         } else {
@@ -286,6 +291,7 @@ static void poll_decode(sched *s) {
         if (st == KVPOLL_FAILED) {
             list_remove(s->pd_boot, &s->n_pd_boot, i);
             log_warn("request %s: %s", r->rid, err);
+            s->pd_failed_boot++;
             end_queued(s, r, ENGINE_FINISH_ERROR, err);
             continue;
         }
@@ -333,4 +339,11 @@ void sched_pd_destroy(sched *s) {
     for (int i = 0; i < s->n_pd_xfer; i++) sched_req_free(s->pd_xfer[i]);
     free(s->pd_boot), free(s->pd_xfer), free(s->aux_free);
     s->n_pd_boot = s->n_pd_xfer = 0;
+}
+
+void sched_pd_fill_stats(const sched *s, engine_stats *st) {
+    st->pd_boot_queue = s->n_pd_boot;
+    st->pd_transfer_queue = s->n_pd_xfer;
+    st->pd_bootstrap_failed = s->pd_failed_boot;
+    st->pd_transfers_failed = s->pd_failed_xfer;
 }

@@ -578,4 +578,5 @@ void sched_fill_stats(const sched *s, engine_stats *st) {
     st->mixed_batches = s->mixed_batches;
     st->requests_finished = s->requests_finished;
     st->requests_aborted = s->requests_aborted;
+    sched_pd_fill_stats(s, st);
 }

@@ -121,6 +121,37 @@ char *srv_metrics_render(const srv_metrics *m, const engine_stats *st, const cha
            (double)m->requests);
     metric(&b, "num_aborted_requests", "counter", "Number of requests aborted.", label,
            (double)m->aborted);
+    if (st->pd_mode == 1) { /* SGLang's PD metrics: the prefill side */
+        metric(&b, "num_prefill_prealloc_queue_reqs", "gauge",
+               "Requests waiting for their decode server (bootstrap queue).", label,
+               st->pd_boot_queue);
+        metric(&b, "num_prefill_bootstrap_queue_reqs", "gauge",
+               "Requests waiting for their decode server (bootstrap queue).", label,
+               st->pd_boot_queue);
+        metric(&b, "num_prefill_inflight_queue_reqs", "gauge",
+               "Requests whose KV is being transferred.", label, st->pd_transfer_queue);
+        metric(&b, "kv_transfer_speed_gb_s", "gauge", "The speed of the last KV transfer (GB/s).",
+               label, st->pd_last_speed_gbs);
+        metric(&b, "kv_transfer_latency_ms", "gauge", "The latency of the last KV transfer (ms).",
+               label, st->pd_last_latency_ms);
+        metric(&b, "kv_transfer_bytes", "counter", "Bytes of KV transferred.", label,
+               st->pd_transfer_bytes);
+        metric(&b, "num_kv_transfers", "counter", "KV transfers that succeeded.", label,
+               (double)st->pd_transfers_ok);
+    } else if (st->pd_mode == 2) {
+        metric(&b, "num_decode_prealloc_queue_reqs", "gauge",
+               "Requests waiting for KV to be set aside (preallocation queue).", label,
+               st->pd_boot_queue);
+        metric(&b, "num_decode_transfer_queue_reqs", "gauge",
+               "Requests waiting for their KV from prefill (transfer queue).", label,
+               st->pd_transfer_queue);
+    }
+    if (st->pd_mode) {
+        metric(&b, "num_bootstrap_failed_reqs", "counter", "Requests failed while bootstrapping.",
+               label, (double)st->pd_bootstrap_failed);
+        metric(&b, "num_transfer_failed_reqs", "counter", "Requests failed in KV transfer.",
+               label, (double)st->pd_transfers_failed);
+    }
     hist(&b, "time_to_first_token_seconds", "Histogram of time to first token in seconds.", label,
          &m->ttft);
     hist(&b, "inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", label,

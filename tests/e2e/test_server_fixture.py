@@ -22,17 +22,22 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, model, extra=(), api_key=API_KEY):
+    def __init__(self, binary, model, extra=(), api_key=API_KEY, env=None, prefix=(),
+                 host="127.0.0.1"):
+        """env: extra environment variables; prefix: a command to run the server under (such
+        as `ip netns exec NS`); host: --host, and where the tests reach it."""
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{host}:{self.port}"
         self.api_key = api_key
-        args = [binary, "launch_server", "--model-path", model, "--port", str(self.port),
-                "--max-total-tokens", "32768", "--random-seed", "1", *extra]
+        args = [*prefix, binary, "launch_server", "--model-path", model, "--host", host,
+                "--port", str(self.port), "--max-total-tokens", "32768", "--random-seed", "1",
+                *extra]
         if api_key:
             args += ["--api-key", api_key]
         self.log_path = f"/tmp/sglc-server-{self.port}.log"
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
 
     def headers(self):
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
