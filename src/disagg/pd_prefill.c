@@ -174,6 +174,8 @@ static void kv_session(http_req *req, void *ud) {
     s->aux_base = aux_base;
     s->n_aux = aux_count;
     s->refs = 1; /* the list's */
+    char tls[200] = "";
+    xfer_peer_transports(s->peer, tls, sizeof tls);
     pthread_mutex_lock(&m->mu);
     for (pd_session *o = m->sessions; o; o = o->next)
         if (o->id == id && !o->dead) { /* a decode server registering again: the new one wins */
@@ -184,8 +186,8 @@ static void kv_session(http_req *req, void *ud) {
     s->next = m->sessions;
     m->sessions = s;
     pthread_mutex_unlock(&m->mu);
-    log_info("bootstrap: decode session %016" PRIx64 " registered from %s", id,
-             http_req_peer(req));
+    log_info("bootstrap: decode session %016" PRIx64 " registered from %s (transport: %s)", id,
+             http_req_peer(req), tls[0] ? tls : "?");
     http_reply(req, 200, "text/plain", "OK", 2);
 }
 

@@ -342,6 +342,7 @@ void sched_pd_destroy(sched *s) {
 }
 
 void sched_pd_fill_stats(const sched *s, engine_stats *st) {
+    st->queued += s->n_pd_boot + s->n_pd_xfer; /* they wait too (/get_load, least_load) */
     st->pd_boot_queue = s->n_pd_boot;
     st->pd_transfer_queue = s->n_pd_xfer;
     st->pd_bootstrap_failed = s->pd_failed_boot;
