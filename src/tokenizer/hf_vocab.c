@@ -1,10 +1,11 @@
 /* Loading a Hugging Face tokenizer.json (jansson) into the shared tokenizer, and the HF side of
- * encoding: normalizers (NFC, NFKC, Prepend, Replace, Sequence) and pre-tokenizers (ByteLevel,
- * Split, Digits, Metaspace, Sequence) in front of the BPE model (byte-level, or
- * SentencePiece-style with byte_fallback). Added tokens become control (special) or
- * user-defined tokens; TemplateProcessing gives the BOS/EOS put around the text; the decoder
- * list only decides how pieces decode (byte-level, U+2581 -> space, first space stripped).
- * Anything the file asks for that we do not implement is an error naming it, never ignored. */
+ * encoding: pre-tokenizers (ByteLevel, Split, Digits, Metaspace, Sequence) in front of the BPE
+ * model (byte-level, or SentencePiece-style with byte_fallback); the normalizers' steps are
+ * parsed here and run by hf_norm.c. Added tokens become control (special) or user-defined
+ * tokens, matched in text by hf_added.c; TemplateProcessing gives the BOS/EOS put around the text;
+ * the decoder list only decides how pieces decode (byte-level, U+2581 -> space, first space
+ * stripped). Anything the file asks for that we do not implement is an error naming it, never
+ * ignored. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +34,10 @@ typedef struct {
     } while (0)
 
 void tok_hf_free(tokenizer *t) {
-    for (size_t i = 0; i < t->n_norm; i++) {
-        free(t->norm[i].a);
-        free(t->norm[i].b);
-    }
+    for (size_t i = 0; i < t->n_norm; i++)
+        tok_norm_step_free(&t->norm[i]);
     free(t->norm);
+    tok_added_free(t);
     for (size_t i = 0; i < t->n_hf_pre; i++)
         tok_pretok_free(&t->hf_pre[i].pre);
     free(t->hf_pre);
@@ -83,10 +83,24 @@ static bool add_norm(tokenizer *t, json_t *n, ctx_t *c) {
         return true;
     }
     tok_norm_step st = {0};
+    char err[300];
     if (!strcmp(type, "NFC")) {
         st.kind = TOK_NORM_NFC;
     } else if (!strcmp(type, "NFKC")) {
         st.kind = TOK_NORM_NFKC;
+    } else if (!strcmp(type, "NFD")) {
+        st.kind = TOK_NORM_NFD;
+    } else if (!strcmp(type, "NFKD")) {
+        st.kind = TOK_NORM_NFKD;
+    } else if (!strcmp(type, "Lowercase")) {
+        st.kind = TOK_NORM_LOWERCASE;
+    } else if (!strcmp(type, "Strip")) {
+        json_t *l = json_object_get(n, "strip_left"), *r = json_object_get(n, "strip_right");
+        if (!json_is_boolean(l) || !json_is_boolean(r))
+            FAIL(c, "normalizer Strip: needs booleans strip_left and strip_right");
+        st.kind = TOK_NORM_STRIP;
+        st.strip_left = json_is_true(l);
+        st.strip_right = json_is_true(r);
     } else if (!strcmp(type, "Prepend")) {
         json_t *p = json_object_get(n, "prepend");
         if (!json_is_string(p)) FAIL(c, "normalizer Prepend: no 'prepend' string");
@@ -95,21 +109,30 @@ static bool add_norm(tokenizer *t, json_t *n, ctx_t *c) {
         st.a = dup_bytes(json_string_value(p), st.la);
     } else if (!strcmp(type, "Replace")) {
         json_t *pat = json_object_get(n, "pattern"), *content = json_object_get(n, "content");
-        json_t *s = json_object_get(pat, "String");
-        if (!json_is_string(s) || !json_is_string(content))
-            FAIL(c, "normalizer Replace: only a String pattern and a content string are supported");
-        if (json_string_length(s) == 0) FAIL(c, "normalizer Replace: empty pattern");
+        json_t *s = json_object_get(pat, "String"), *re = json_object_get(pat, "Regex");
+        if ((!json_is_string(s) && !json_is_string(re)) || !json_is_string(content))
+            FAIL(c, "normalizer Replace: needs a {String} or {Regex} pattern and a content string");
         st.kind = TOK_NORM_REPLACE;
-        st.la = json_string_length(s);
-        st.a = dup_bytes(json_string_value(s), st.la);
         st.lb = json_string_length(content);
         st.b = dup_bytes(json_string_value(content), st.lb);
+        if (json_is_string(s) && json_string_length(s) > 0) {
+            st.la = json_string_length(s);
+            st.a = dup_bytes(json_string_value(s), st.la);
+        } else {
+            /* a regex, or the empty string, which HF's escaped regex matches everywhere */
+            const char *src = json_is_string(re) ? json_string_value(re) : "";
+            size_t len = json_is_string(re) ? json_string_length(re) : 0;
+            if (!(st.re = tok_norm_regex(src, len, err, sizeof err))) {
+                tok_norm_step_free(&st);
+                FAIL(c, "normalizer Replace: %s", err);
+            }
+        }
     } else {
         FAIL(c, "normalizer '%s' is not supported", type);
     }
     tok_norm_step *p = realloc(t->norm, (t->n_norm + 1) * sizeof *p);
     if (!p || (st.la && !st.a) || (st.lb && !st.b)) {
-        free(st.a), free(st.b);
+        tok_norm_step_free(&st);
         if (p) t->norm = p;
         FAIL(c, "out of memory");
     }
@@ -212,60 +235,7 @@ static bool add_pre(tokenizer *t, json_t *n, ctx_t *c) {
 /* ---- encoding one stretch between added tokens ---- */
 
 typedef struct {
-    char *buf;
-    size_t len, cap;
-} sbuf;
-
-static bool sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->buf, cap);
-        if (!p) return false;
-        b->buf = p, b->cap = cap;
-    }
-    memcpy(b->buf + b->len, s, n);
-    b->len += n;
-    return true;
-}
-
-static bool normalize(const tok_norm_step *st, const char *s, size_t n, sbuf *out) {
-    out->len = 0;
-    switch (st->kind) {
-    case TOK_NORM_NFC:
-    case TOK_NORM_NFKC: {
-        utf8proc_uint8_t *res = NULL;
-        int opt =
-            UTF8PROC_STABLE | UTF8PROC_COMPOSE | (st->kind == TOK_NORM_NFKC ? UTF8PROC_COMPAT : 0);
-        utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &res,
-                                          (utf8proc_option_t)opt);
-        if (r < 0) return sb_add(out, s, n); /* invalid UTF-8: left as it is */
-        bool ok = sb_add(out, (const char *)res, (size_t)r);
-        free(res);
-        return ok;
-    }
-    case TOK_NORM_PREPEND:
-        if (n == 0) return true;
-        return sb_add(out, st->a, st->la) && sb_add(out, s, n);
-    case TOK_NORM_REPLACE:
-        for (size_t i = 0; i < n;) {
-            if (i + st->la <= n && !memcmp(s + i, st->a, st->la)) {
-                if (!sb_add(out, st->b, st->lb)) return false;
-                i += st->la;
-            } else {
-                if (!sb_add(out, s + i, 1)) return false;
-                i++;
-            }
-        }
-        return true;
-    }
-    return false;
-}
-
-/* The words so far: spans into buf. */
-typedef struct {
-    sbuf text;
+    tok_buf text;
     tok_spans spans;
 } words;
 
@@ -291,16 +261,18 @@ static bool rewrite(words *w, const tok_hf_step *st, bool at_start, bool *ok_mem
         const char *s = w->text.buf + w->spans.off[i];
         size_t n = w->spans.len[i], start = nw.text.len;
         if (st->kind == TOK_HF_BYTELEVEL) {
-            if (st->add_prefix_space && (n == 0 || s[0] != ' ')) ok = sb_add(&nw.text, " ", 1);
-            ok = ok && sb_add(&nw.text, s, n);
+            if (st->add_prefix_space && (n == 0 || s[0] != ' ')) ok = tok_buf_add(&nw.text, " ", 1);
+            ok = ok && tok_buf_add(&nw.text, s, n);
         } else {
-            bool starts = n >= st->repl_len && !memcmp(s, st->repl, st->repl_len);
+            /* HF replaces the spaces first, so a leading space counts as a replacement */
+            bool starts =
+                n > 0 && (s[0] == ' ' || (n >= st->repl_len && !memcmp(s, st->repl, st->repl_len)));
             bool first = at_start && i == 0 && w->spans.off[i] == 0;
             if (!starts && n > 0 && (st->prepend == 2 || (st->prepend == 1 && first)))
-                ok = sb_add(&nw.text, st->repl, st->repl_len);
+                ok = tok_buf_add(&nw.text, st->repl, st->repl_len);
             for (size_t k = 0; k < n && ok; k++)
-                ok = s[k] == ' ' ? sb_add(&nw.text, st->repl, st->repl_len)
-                                 : sb_add(&nw.text, s + k, 1);
+                ok = s[k] == ' ' ? tok_buf_add(&nw.text, st->repl, st->repl_len)
+                                 : tok_buf_add(&nw.text, s + k, 1);
         }
         if (ok && nw.text.len > start) ok = spans_add(&nw.spans, start, nw.text.len - start);
     }
@@ -342,17 +314,10 @@ static bool split_words(words *w, const tok_pretok *p) {
     return ok;
 }
 
-bool tok_hf_encode_text(const tokenizer *t, const char *s, size_t n, bool at_start,
+bool tok_hf_pretokenize(const tokenizer *t, const char *s, size_t n, bool at_start,
                         bool (*word)(void *ctx, const char *w, size_t n), void *ctx) {
     words w = {0};
-    sbuf tmp = {0};
-    bool ok = sb_add(&w.text, s, n);
-    for (size_t i = 0; i < t->n_norm && ok; i++) {
-        ok = normalize(&t->norm[i], w.text.buf, w.text.len, &tmp);
-        sbuf x = w.text;
-        w.text = tmp;
-        tmp = x;
-    }
+    bool ok = tok_buf_add(&w.text, s, n);
     if (ok && w.text.len) ok = spans_add(&w.spans, 0, w.text.len);
     for (size_t i = 0; i < t->n_hf_pre && ok; i++) {
         const tok_hf_step *st = &t->hf_pre[i];
@@ -362,7 +327,6 @@ bool tok_hf_encode_text(const tokenizer *t, const char *s, size_t n, bool at_sta
     for (size_t i = 0; i < w.spans.n && ok; i++)
         ok = word(ctx, w.text.buf + w.spans.off[i], w.spans.len[i]);
     free(w.text.buf);
-    free(tmp.buf);
     tok_spans_free(&w.spans);
     return ok;
 }
@@ -381,7 +345,7 @@ static bool set_text(tokenizer *t, size_t id, const char *s, size_t n) {
 static bool load_merges(tokenizer *t, json_t *merges, ctx_t *c) {
     size_t n = json_array_size(merges);
     if (!tok_pairmap_init(&t->merges, n)) FAIL(c, "out of memory");
-    sbuf cat = {0};
+    tok_buf cat = {0};
     for (size_t i = 0; i < n; i++) {
         json_t *m = json_array_get(merges, i);
         const char *a, *b;
@@ -407,7 +371,7 @@ static bool load_merges(tokenizer *t, json_t *merges, ctx_t *c) {
         }
         int32_t ia = tok_strmap_get(&t->by_text, a, la), ib = tok_strmap_get(&t->by_text, b, lb);
         cat.len = 0;
-        if (!sb_add(&cat, a, la) || !sb_add(&cat, b, lb)) {
+        if (!tok_buf_add(&cat, a, la) || !tok_buf_add(&cat, b, lb)) {
             free(cat.buf);
             FAIL(c, "out of memory");
         }
@@ -541,6 +505,42 @@ static void load_configs(tokenizer *t, const char *dir) {
     json_decref(gen);
 }
 
+/* The added tokens as the encoder matches them: normalized ones (the default for non-special
+ * tokens, as HF's AddedToken::from) by their content after the normalizers. */
+static bool load_added(tokenizer *t, json_t *added, ctx_t *c) {
+    size_t i;
+    json_t *v;
+    tok_buf norm = {0}, tmp = {0};
+    bool ok = true;
+    json_array_foreach(added, i, v) {
+        int32_t id = (int32_t)json_integer_value(json_object_get(v, "id"));
+        json_t *content = json_object_get(v, "content"), *nf = json_object_get(v, "normalized");
+        bool special = json_is_true(json_object_get(v, "special"));
+        bool normalized = json_is_boolean(nf) ? json_is_true(nf) : !special;
+        uint8_t flags =
+            (uint8_t)((special ? TOK_ADDED_SPECIAL : 0) |
+                      (json_is_true(json_object_get(v, "single_word")) ? TOK_ADDED_SINGLE_WORD
+                                                                       : 0) |
+                      (json_is_true(json_object_get(v, "lstrip")) ? TOK_ADDED_LSTRIP : 0) |
+                      (json_is_true(json_object_get(v, "rstrip")) ? TOK_ADDED_RSTRIP : 0));
+        const char *s = json_string_value(content);
+        size_t n = json_string_length(content);
+        if (normalized) {
+            ok = tok_hf_normalize(t, s, n, &norm, &tmp) &&
+                 tok_added_push(&t->added_norm, norm.buf, norm.len, id, flags);
+        } else {
+            ok = tok_added_push(&t->added_raw, s, n, id, flags);
+        }
+        if (!ok) break;
+    }
+    free(norm.buf);
+    free(tmp.buf);
+    if (!ok) FAIL(c, "out of memory");
+    char err[300];
+    if (!tok_added_finish(t, err, sizeof err)) FAIL(c, "%s", err);
+    return true;
+}
+
 static bool load_json(tokenizer **out, json_t *root, ctx_t *c) {
     json_t *model = json_object_get(root, "model");
     const char *mtype = json_string_value(json_object_get(model, "type"));
@@ -595,17 +595,13 @@ static bool load_json(tokenizer **out, json_t *root, ctx_t *c) {
             FAIL(c, "out of memory");
         t->type[id] =
             json_is_true(json_object_get(v, "special")) ? TOK_TYPE_CONTROL : TOK_TYPE_USER_DEFINED;
-        /* single_word (match only as a whole word) is not implemented: refuse the file rather
-         * than split text where HF would not */
-        if (json_is_true(json_object_get(v, "single_word")))
-            FAIL(c, "added token '%s': single_word is not supported by this build",
-                 json_string_value(content));
         if (json_is_true(json_object_get(v, "lstrip"))) t->attr[id] |= TOK_ATTR_LSTRIP;
         if (json_is_true(json_object_get(v, "rstrip"))) t->attr[id] |= TOK_ATTR_RSTRIP;
     }
     for (size_t k = 0; k < t->n_vocab; k++)
         if (!t->text[k] && !set_text(t, k, "", 0)) FAIL(c, "out of memory");
     if (!add_norm(t, json_object_get(root, "normalizer"), c)) return false;
+    if (!load_added(t, added, c)) return false;
     if (!add_pre(t, json_object_get(root, "pre_tokenizer"), c)) return false;
     scan_decoder(t, json_object_get(root, "decoder"));
     char err[400];

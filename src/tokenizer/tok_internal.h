@@ -14,12 +14,50 @@
 #include "tokenizer/tokenizer.h"
 
 /* HF normalizer steps. */
-typedef enum { TOK_NORM_NFC, TOK_NORM_NFKC, TOK_NORM_PREPEND, TOK_NORM_REPLACE } tok_norm_kind;
+typedef enum {
+    TOK_NORM_NFC,
+    TOK_NORM_NFKC,
+    TOK_NORM_NFD,
+    TOK_NORM_NFKD,
+    TOK_NORM_PREPEND,
+    TOK_NORM_REPLACE,
+    TOK_NORM_LOWERCASE,
+    TOK_NORM_STRIP,
+} tok_norm_kind;
 typedef struct {
     tok_norm_kind kind;
-    char *a, *b; /* PREPEND: a; REPLACE: a (literal pattern) -> b */
+    char *a, *b; /* PREPEND: a; REPLACE: a (literal pattern, when re is NULL) -> b */
     size_t la, lb;
+    void *re;                     /* REPLACE with a Regex pattern: pcre2_code_8, else NULL */
+    bool strip_left, strip_right; /* STRIP */
 } tok_norm_step;
+
+/* A growable byte buffer (always NUL-terminated once non-empty). */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} tok_buf;
+bool tok_buf_add(tok_buf *b, const char *s, size_t n);
+
+/* HF added tokens as matched in text (hf_added.c): the pattern is the token's content, or for
+ * normalized ones the content after the normalizers. */
+enum {
+    TOK_ADDED_SINGLE_WORD = 1,
+    TOK_ADDED_LSTRIP = 2,
+    TOK_ADDED_RSTRIP = 4,
+    TOK_ADDED_SPECIAL = 8
+};
+typedef struct {
+    char *pat;
+    uint32_t len;
+    int32_t id;
+    uint8_t flags; /* TOK_ADDED_* */
+} tok_added;
+typedef struct {
+    tok_added *v; /* longest pattern first, then in file order */
+    size_t n;
+    uint8_t first[256]; /* bytes some pattern starts with */
+} tok_added_set;
 
 /* HF pre-tokenizer steps other than regex splits (which live in a one-step tok_pretok). */
 typedef enum {
@@ -83,6 +121,9 @@ struct tokenizer {
     size_t n_hf_pre;
     int32_t post_prefix[4], post_suffix[4]; /* TemplateProcessing "single" around the text */
     size_t n_post_prefix, n_post_suffix;
+    tok_added_set added_raw;  /* normalized=false: matched in the input as it is */
+    tok_added_set added_norm; /* normalized=true: matched in each normalized stretch */
+    void *word_re;            /* pcre2_code_8 for Rust regex's \w, when a token is single_word */
 };
 
 /* Encoding one pre-token word into ids, appended to out. */
@@ -111,10 +152,28 @@ bool tok_spm_fragment(const tokenizer *t, const uint8_t *w, size_t n, tok_scratc
 /* gguf_vocab.c / hf_vocab.c share the final steps of loading: indexes, pieces, specials. */
 bool tok_finish_load(tokenizer *t, char *err, size_t err_len);
 tokenizer *tok_alloc(size_t n_vocab);
-/* hf_vocab.c: encodes one stretch of text between added tokens the HF way. */
-bool tok_hf_encode_text(const tokenizer *t, const char *s, size_t n, bool at_start,
+/* hf_vocab.c: pre-tokenizes one normalized stretch between added tokens and hands each word to
+ * `word`; at_start when the stretch begins the input (Metaspace prepend_scheme "first"). */
+bool tok_hf_pretokenize(const tokenizer *t, const char *s, size_t n, bool at_start,
                         bool (*word)(void *ctx, const char *w, size_t n), void *ctx);
 void tok_hf_free(tokenizer *t);
+/* hf_norm.c: runs the normalizer steps over s[0..n) into out (tmp is scratch); false when out of
+ * memory. Invalid UTF-8 passes through unchanged. */
+bool tok_hf_normalize(const tokenizer *t, const char *s, size_t n, tok_buf *out, tok_buf *tmp);
+/* hf_norm.c: compiles a Replace normalizer's regex; NULL with PCRE2's message in err. */
+void *tok_norm_regex(const char *re, size_t len, char *err, size_t err_len);
+void tok_norm_step_free(tok_norm_step *st);
+/* hf_added.c: the whole HF encode of one input: added tokens that are not normalized are cut
+ * out of the raw text, each stretch between them is normalized, normalized added tokens are cut
+ * out of that, and the rest is pre-tokenized into words for `word`. Added token ids go straight
+ * to out. parse_special false skips special added tokens (HF's encode_special_tokens). */
+bool tok_hf_encode(const tokenizer *t, const char *s, size_t n, bool parse_special, tok_ids *out,
+                   bool (*word)(void *ctx, const char *w, size_t n), void *ctx);
+/* hf_added.c: adds one added token to its set (pattern copied); false when out of memory. */
+bool tok_added_push(tok_added_set *set, const char *pat, size_t len, int32_t id, uint8_t flags);
+/* hf_added.c: orders a set for matching once every token is in; compiles word_re if needed. */
+bool tok_added_finish(tokenizer *t, char *err, size_t err_len);
+void tok_added_free(tokenizer *t); /* both sets and word_re */
 /* tiktoken.c: whether path is a regular file whose first line reads "BASE64TOKEN RANK". */
 bool tok_is_tiktoken_file(const char *path);
 

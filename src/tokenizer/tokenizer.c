@@ -1,6 +1,7 @@
 /* The tokenizer object (tokenizer.h): building its indexes after a loader filled the vocabulary,
  * and the encode pipeline shared by every vocabulary kind:
- *   1. special tokens found in the text become their ids (longest first at each position);
+ *   1. special tokens found in the text become their ids (longest first at each position; for
+ *      tokenizer.json files, hf_added.c applies HF's own rules instead);
  *   2. each stretch of text between them is encoded by the model: SentencePiece-style for SPM
  *      vocabularies (spaces -> U+2581, a dummy-prefix space at the start and after specials),
  *      pre-tokenizer regexes then ranked BPE per word for BPE vocabularies;
@@ -154,6 +155,22 @@ bool tok_finish_load(tokenizer *t, char *err, size_t err_len) {
     sort_ctx = t; /* loading is single-threaded per tokenizer; qsort has no context argument */
     qsort(t->specials, t->n_specials, sizeof *t->specials, cmp_special);
     sort_ctx = NULL;
+    /* Loaders that run HF's pipeline without HF added tokens (tiktoken.c) have their specials
+     * matched as HF matches non-normalized added tokens. */
+    if (t->hf && !t->added_raw.n && !t->added_norm.n) {
+        for (size_t k = 0; k < t->n_specials; k++) {
+            int32_t id = t->specials[k];
+            uint8_t flags =
+                (uint8_t)((t->type[id] != TOK_TYPE_USER_DEFINED ? TOK_ADDED_SPECIAL : 0) |
+                          (t->attr[id] & TOK_ATTR_LSTRIP ? TOK_ADDED_LSTRIP : 0) |
+                          (t->attr[id] & TOK_ATTR_RSTRIP ? TOK_ADDED_RSTRIP : 0));
+            if (!tok_added_push(&t->added_raw, t->text[id], t->text_len[id], id, flags)) {
+                snprintf(err, err_len, "out of memory");
+                return false;
+            }
+        }
+        if (!tok_added_finish(t, err, err_len)) return false;
+    }
     if (!t->eos_ids && t->eos >= 0) {
         t->eos_ids = malloc(sizeof *t->eos_ids);
         if (!t->eos_ids) {
@@ -262,8 +279,7 @@ static bool encode_spm_text(encoder *e, const char *s, size_t n, bool prefix) {
 
 static bool word_cb(void *ctx, const char *w, size_t n) { return encode_word(ctx, w, n); }
 
-static bool encode_text(encoder *e, const char *s, size_t n, bool after_special, bool at_start) {
-    if (e->t->hf) return tok_hf_encode_text(e->t, s, n, at_start, word_cb, e);
+static bool encode_text(encoder *e, const char *s, size_t n, bool after_special) {
     if (e->t->model == TOK_MODEL_SPM)
         return encode_spm_text(e, s, n, e->t->add_space_prefix && after_special);
     return encode_bpe_text(e, s, n);
@@ -283,6 +299,40 @@ static int32_t match_special(const tokenizer *t, const char *s, size_t n, bool p
     return -1;
 }
 
+/* Steps 1 and 2 for GGUF and tiktoken vocabularies, as llama.cpp does them. */
+static bool encode_with_specials(encoder *e, const char *text, size_t len, bool parse_special) {
+    const tokenizer *t = e->t;
+    /* First bytes any special token can start with, to skip most positions cheaply. */
+    uint8_t first[256] = {0};
+    for (size_t k = 0; k < t->n_specials; k++)
+        first[(uint8_t)t->text[t->specials[k]][0]] = 1;
+
+    size_t start = 0, pos = 0;
+    bool after_special = true, ok = true;
+    while (ok && pos < len) {
+        int32_t id =
+            first[(uint8_t)text[pos]] ? match_special(t, text + pos, len - pos, parse_special) : -1;
+        if (id < 0) {
+            pos++;
+            continue;
+        }
+        size_t end = pos;
+        if (t->attr[id] & TOK_ATTR_LSTRIP)
+            while (end > start && is_space(text[end - 1]))
+                end--;
+        if (end > start) ok = encode_text(e, text + start, end - start, after_special);
+        if (ok) ok = tok_ids_push(e->out, id);
+        after_special = true;
+        pos += t->text_len[id];
+        if (t->attr[id] & TOK_ATTR_RSTRIP)
+            while (pos < len && is_space(text[pos]))
+                pos++;
+        start = pos;
+    }
+    if (ok && start < len) ok = encode_text(e, text + start, len - start, after_special);
+    return ok;
+}
+
 int tok_encode(const tokenizer *t, const char *text, size_t len, bool add_special,
                bool parse_special, int32_t **ids_out, size_t *n_out) {
     tok_ids out = {0};
@@ -296,35 +346,9 @@ int tok_encode(const tokenizer *t, const char *text, size_t len, bool add_specia
     for (size_t k = 0; ok && add_special && k < t->n_post_prefix; k++)
         ok = tok_ids_push(&out, t->post_prefix[k]);
 
-    /* First bytes any special token can start with, to skip most positions cheaply. */
-    uint8_t first[256] = {0};
-    for (size_t k = 0; k < t->n_specials; k++)
-        first[(uint8_t)t->text[t->specials[k]][0]] = 1;
-
-    size_t start = 0, pos = 0;
-    bool after_special = true;
-    while (ok && pos < len) {
-        int32_t id =
-            first[(uint8_t)text[pos]] ? match_special(t, text + pos, len - pos, parse_special) : -1;
-        if (id < 0) {
-            pos++;
-            continue;
-        }
-        size_t end = pos;
-        if (t->attr[id] & TOK_ATTR_LSTRIP)
-            while (end > start && is_space(text[end - 1]))
-                end--;
-        if (end > start) ok = encode_text(&e, text + start, end - start, after_special, start == 0);
-        if (ok) ok = tok_ids_push(&out, id);
-        after_special = true;
-        pos += t->text_len[id];
-        if (t->attr[id] & TOK_ATTR_RSTRIP)
-            while (pos < len && is_space(text[pos]))
-                pos++;
-        start = pos;
-    }
-    if (ok && start < len)
-        ok = encode_text(&e, text + start, len - start, after_special, start == 0);
+    if (ok)
+        ok = t->hf ? tok_hf_encode(t, text, len, parse_special, &out, word_cb, &e)
+                   : encode_with_specials(&e, text, len, parse_special);
     for (size_t k = 0; ok && add_special && k < t->n_post_suffix; k++)
         ok = tok_ids_push(&out, t->post_suffix[k]);
     if (ok && add_special && !t->hf && t->add_eos && t->eos >= 0) ok = tok_ids_push(&out, t->eos);
