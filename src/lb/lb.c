@@ -127,6 +127,7 @@ int lb_run(const lb_config *cfg) {
         log_info("shutting down");
     }
     lb_proxy_shutdown(l);
+    lb_pick_shutdown(l);
     lb_servers_free(l);
     /* one more turn of the loop runs the deferred frees of the calls just cancelled */
     if (l->base) event_base_loop(l->base, EVLOOP_NONBLOCK);

@@ -7,7 +7,12 @@
  *   listen). Everything runs on one event-loop thread; the LB knows HTTP and JSON only.
  * - The config is copied; its strings must stay valid while lb_run runs.
  * - A prefill server given without a bootstrap port has it asked from its /get_server_info
- *   (retried until the server answers); a server that reports none gets bootstrap_port null. */
+ *   (retried until the server answers); a server that reports none gets bootstrap_port null.
+ * - The client's end-to-end headers (Authorization, Accept, X-Request-Id, ...; never hop-by-hop
+ *   ones) go with every upstream call made for its request, fan-outs included, so backends
+ *   started with --api-key work behind the LB.
+ * - An upstream that fails (no answer, garbage, a cut-off or oversized body, --timeout) gets
+ *   the client a 502/504 in OpenAI's error shape, or an error event in a started stream. */
 #ifndef SGLC_LB_LB_H
 #define SGLC_LB_LB_H
 

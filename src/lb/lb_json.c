@@ -93,12 +93,24 @@ static void index_key(const json_t *ev, char *key, size_t n) {
     snprintf(key, n, "%lld", json_is_integer(ix) ? (long long)json_integer_value(ix) : 0LL);
 }
 
+bool lb_sse_next(const char *p, size_t n, size_t *ev_len, size_t *sep_len) {
+    const char *lf = memmem(p, n, "\n\n", 2);
+    const char *crlf = memmem(p, lf ? (size_t)(lf - p) + 2 : n, "\r\n\r\n", 4);
+    if (crlf && (!lf || crlf < lf)) {
+        *ev_len = (size_t)(crlf - p), *sep_len = 4;
+        return true;
+    }
+    if (!lf) return false;
+    *ev_len = (size_t)(lf - p), *sep_len = 2;
+    return true;
+}
+
 json_t *lb_sse_input_logprobs(const char *body, size_t len) {
     json_t *out = json_object();
     size_t i = 0;
     while (out && i < len) {
-        const char *sep = memmem(body + i, len - i, "\n\n", 2);
-        size_t evlen = sep ? (size_t)(sep - (body + i)) : len - i;
+        size_t evlen = len - i, seplen = 0;
+        lb_sse_next(body + i, len - i, &evlen, &seplen);
         json_t *ev = event_json(body + i, evlen);
         const json_t *lp = input_lp(ev);
         char key[32];
@@ -106,7 +118,7 @@ json_t *lb_sse_input_logprobs(const char *body, size_t len) {
         if (json_is_array(lp) && !json_object_get(out, key))
             json_object_set(out, key, (json_t *)lp);
         json_decref(ev);
-        i += evlen + (sep ? 2 : 0);
+        i += evlen + seplen;
     }
     return out;
 }
@@ -123,12 +135,11 @@ char *lb_sse_rewrite_event(const char *ev, size_t len, const json_t *prefill_lp,
         merge_meta(pl, j);
         char *s = json_dumps(j, JSON_COMPACT);
         size_t n = s ? strlen(s) : 0;
-        out = s ? malloc(n + 9) : NULL;
+        out = s ? malloc(n + 7) : NULL;
         if (out) {
             memcpy(out, "data: ", 6);
-            memcpy(out + 6, s, n);
-            memcpy(out + 6 + n, "\n\n", 3);
-            *out_len = n + 8;
+            memcpy(out + 6, s, n + 1);
+            *out_len = n + 6;
         }
         free(s);
     }

@@ -1,11 +1,15 @@
 /* Server selection: SGLang's mini LB picks at random only; sglc adds round_robin and least_load
- * (the fewest requests by each server's own /get_load, asked afresh for every request). Servers
- * that failed their last health check are skipped while any other server of that side is not. */
+ * (the fewest requests by each server's own /get_load). Asking every server for every request
+ * would double the upstream calls of a burst, so least_load keeps the answers for LB_LOAD_TTL_S
+ * and adds the requests it has routed since; picks that arrive while a round of /get_load is
+ * out wait for it and share it. Servers that failed their last health check are skipped while
+ * any other server of that side is not. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
+#include "base/timeutil.h"
 #include "lb/lb_internal.h"
 
 /* Candidates of one side: those not known to be down, or all when every one is down. */
@@ -47,28 +51,32 @@ static lb_server *pick_simple(lb *l, lb_role r) {
 
 /* ---- least_load ---- */
 
+typedef struct waiter {
+    struct waiter *next;
+    lb_pick_fn done;
+    void *ud;
+} waiter;
+
 typedef struct {
     lb_server *srv;
     http_call *call;
-    double reqs, waiting; /* INFINITY when /get_load failed */
-    struct pick_ctx *ctx;
+    lb_load_refresh *rf;
 } load_probe;
 
-typedef struct pick_ctx {
+struct lb_load_refresh {
     lb *l;
-    lb_pick_fn done;
-    void *ud;
-    int n, pending;
     load_probe *probes;
-} pick_ctx;
+    int n, pending;
+    waiter *head, **tail; /* picks in arrival order */
+};
 
-/* Accepts SGLang's list of per-DP-rank objects (summed) or one object. */
-static void read_load(const char *body, size_t len, double *reqs, double *waiting) {
+/* Accepts SGLang's list of per-DP-rank objects (summed) or one object. false: no load in it. */
+static bool read_load(const char *body, size_t len, double *reqs, double *waiting) {
     json_error_t je;
     json_t *j = json_loadb(body, len, 0, &je);
     if (!j || (!json_is_array(j) && !json_is_object(j))) {
         json_decref(j);
-        return;
+        return false;
     }
     double r = 0, w = 0;
     size_t n = json_is_array(j) ? json_array_size(j) : 1;
@@ -82,78 +90,138 @@ static void read_load(const char *body, size_t len, double *reqs, double *waitin
     }
     if (any) *reqs = r, *waiting = w;
     json_decref(j);
+    return any;
 }
 
-static bool lighter(const load_probe *a, const load_probe *b) {
-    if (a->reqs != b->reqs) return a->reqs < b->reqs;
-    if (a->waiting != b->waiting) return a->waiting < b->waiting;
-    return a->srv->in_flight < b->srv->in_flight;
+static bool lighter(const lb_server *a, const lb_server *b) {
+    double ra = a->load_reqs + a->load_sent, rb = b->load_reqs + b->load_sent;
+    if (ra != rb) return ra < rb;
+    if (a->load_waiting != b->load_waiting) return a->load_waiting < b->load_waiting;
+    return a->in_flight < b->in_flight;
 }
 
-static void pick_finish(pick_ctx *p) {
-    load_probe *best[2] = {NULL, NULL};
-    for (int i = 0; i < p->n; i++) {
-        load_probe *q = &p->probes[i];
-        lb_role r = q->srv->role;
-        if (!best[r] || lighter(q, best[r])) best[r] = q;
-    }
-    lb_server *pre = best[0] ? best[0]->srv : NULL, *dec = best[1] ? best[1]->srv : NULL;
+/* The lightest candidate of one side by the cached loads, counted as one more request. */
+static lb_server *pick_cached(lb *l, lb_role r) {
+    int total = l->n_servers[r];
+    if (total == 0) return NULL;
+    lb_server **c = malloc((size_t)total * sizeof *c);
+    if (!c) return l->servers[r][0];
+    int n = candidates(l, r, c);
+    lb_server *best = c[0];
+    for (int i = 1; i < n; i++)
+        if (lighter(c[i], best)) best = c[i];
+    free(c);
+    best->load_sent++;
+    return best;
+}
+
+static void pick_now(lb *l, lb_pick_fn done, void *ud) {
+    lb_server *pre = pick_cached(l, LB_PREFILL), *dec = pick_cached(l, LB_DECODE);
     if (pre && dec)
-        log_debug("least_load: prefill %s (%.0f reqs), decode %s (%.0f reqs)", pre->url,
-                  best[0]->reqs, dec->url, best[1]->reqs);
-    lb_pick_fn done = p->done;
-    void *ud = p->ud;
-    free(p->probes);
-    free(p);
+        log_debug("least_load: prefill %s (%.0f+%d reqs), decode %s (%.0f+%d reqs)", pre->url,
+                  pre->load_reqs, pre->load_sent - 1, dec->url, dec->load_reqs,
+                  dec->load_sent - 1);
     done(pre, dec, ud);
+}
+
+/* Every probe answered (or failed): the new loads are in, the waiting picks are made (or,
+ * cancelled, told that there is nothing to pick). */
+static void refresh_finish(lb_load_refresh *rf, bool cancelled) {
+    lb *l = rf->l;
+    l->refresh = NULL;
+    l->load_at = time_now_s();
+    waiter *w = rf->head;
+    free(rf->probes);
+    free(rf);
+    while (w) {
+        waiter *next = w->next;
+        if (!cancelled) pick_now(l, w->done, w->ud);
+        else w->done(NULL, NULL, w->ud);
+        free(w);
+        w = next;
+    }
 }
 
 static void on_load(http_call *c, int status, const char *body, size_t len, const char *err,
                     void *ud) {
     (void)c, (void)err;
     load_probe *q = ud;
+    lb_server *s = q->srv;
     q->call = NULL;
-    if (status == 200) read_load(body, len, &q->reqs, &q->waiting);
-    if (--q->ctx->pending == 0) pick_finish(q->ctx);
+    double reqs = INFINITY, waiting = INFINITY;
+    if (status != 200 || !read_load(body, len, &reqs, &waiting))
+        log_debug("least_load: %s /get_load: %s", s->url, status ? http_status_phrase(status)
+                                                                 : (err ? err : "failed"));
+    s->load_reqs = reqs, s->load_waiting = waiting, s->load_sent = 0;
+    if (--q->rf->pending == 0) refresh_finish(q->rf, false);
 }
 
-void lb_pick(lb *l, lb_pick_fn done, void *ud) {
+/* Starts a round of /get_load over every server (the request's headers carry its credentials). */
+static lb_load_refresh *refresh_start(lb *l, const char *const *headers) {
+    int total = l->n_servers[0] + l->n_servers[1];
+    lb_load_refresh *rf = calloc(1, sizeof *rf);
+    if (rf) rf->probes = calloc((size_t)total + 1, sizeof *rf->probes);
+    if (!rf || !rf->probes) {
+        free(rf);
+        return NULL;
+    }
+    rf->l = l;
+    rf->tail = &rf->head;
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < l->n_servers[r]; i++)
+            rf->probes[rf->n++] = (load_probe){.srv = l->servers[r][i], .rf = rf};
+    l->refresh = rf;
+    /* one extra count so that answers arriving during this loop cannot finish rf early */
+    rf->pending = rf->n + 1;
+    double t = l->cfg.timeout_s < LB_LOAD_TIMEOUT_S ? l->cfg.timeout_s : LB_LOAD_TIMEOUT_S;
+    for (int i = 0; i < rf->n; i++) {
+        load_probe *q = &rf->probes[i];
+        char *url = lb_url_join(q->srv, "/get_load");
+        http_call_cbs cbs = {.on_done = on_load, .ud = q};
+        http_call_req rq = {.method = "GET", .url = url, .headers = headers, .timeout_s = t};
+        char err[256];
+        q->call = url ? http_call_start(l->base, &rq, &cbs, err, sizeof err) : NULL;
+        free(url);
+        if (!q->call) {
+            q->srv->load_reqs = q->srv->load_waiting = INFINITY;
+            q->srv->load_sent = 0;
+            rf->pending--;
+        }
+    }
+    return rf;
+}
+
+void lb_pick(lb *l, const char *const *headers, lb_pick_fn done, void *ud) {
     if (l->cfg.policy != LB_POLICY_LEAST_LOAD) {
         lb_server *pre = pick_simple(l, LB_PREFILL);
         lb_server *dec = pick_simple(l, LB_DECODE);
         done(pre, dec, ud);
         return;
     }
-    int total = l->n_servers[0] + l->n_servers[1];
-    pick_ctx *p = calloc(1, sizeof *p);
-    lb_server **c = malloc(((size_t)total + 1) * sizeof *c);
-    if (p) p->probes = calloc((size_t)total + 1, sizeof *p->probes);
-    if (!p || !c || !p->probes) {
-        if (p) free(p->probes);
-        free(p), free(c);
-        done(pick_simple(l, LB_PREFILL), pick_simple(l, LB_DECODE), ud);
+    double now = time_now_s();
+    if (!l->refresh && l->load_at > 0 && now - l->load_at < LB_LOAD_TTL_S) {
+        pick_now(l, done, ud);
         return;
     }
-    p->l = l, p->done = done, p->ud = ud;
-    for (int r = 0; r < 2; r++) {
-        int n = candidates(l, (lb_role)r, c);
-        for (int i = 0; i < n; i++)
-            p->probes[p->n++] = (load_probe){.srv = c[i], .reqs = INFINITY, .waiting = INFINITY,
-                                             .ctx = p};
+    waiter *w = malloc(sizeof *w);
+    lb_load_refresh *rf = w ? l->refresh : NULL;
+    bool started = false;
+    if (w && !rf) rf = refresh_start(l, headers), started = rf != NULL;
+    if (!rf) { /* out of memory: the loads as they are */
+        free(w);
+        pick_now(l, done, ud);
+        return;
     }
-    free(c);
-    /* one extra count so that answers arriving during this loop cannot finish p early */
-    p->pending = p->n + 1;
-    double t = l->cfg.timeout_s < LB_LOAD_TIMEOUT_S ? l->cfg.timeout_s : LB_LOAD_TIMEOUT_S;
-    for (int i = 0; i < p->n; i++) {
-        load_probe *q = &p->probes[i];
-        char *url = lb_url_join(q->srv, "/get_load");
-        http_call_cbs cbs = {.on_done = on_load, .ud = q};
-        http_call_req rq = {.method = "GET", .url = url, .timeout_s = t};
-        char err[256];
-        q->call = url ? http_call_start(l->base, &rq, &cbs, err, sizeof err) : NULL;
-        free(url);
-        if (!q->call) p->pending--;
-    }
-    if (--p->pending == 0) pick_finish(p);
+    *w = (waiter){.done = done, .ud = ud};
+    *rf->tail = w;
+    rf->tail = &w->next;
+    if (started && --rf->pending == 0) refresh_finish(rf, false);
+}
+
+void lb_pick_shutdown(lb *l) {
+    lb_load_refresh *rf = l->refresh;
+    if (!rf) return;
+    for (int i = 0; i < rf->n; i++)
+        if (rf->probes[i].call) http_call_cancel(rf->probes[i].call);
+    refresh_finish(rf, true);
 }

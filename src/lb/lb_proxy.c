@@ -13,6 +13,8 @@
 #include "lb/lb_internal.h"
 
 #define LB_INFO_TIMEOUT_S 10.0
+#define LB_SSE_EVENT_MAX (8u << 20) /* held back waiting for the end of one event, at most */
+#define LB_WHOLE_MAX (64u << 20)    /* a collected body, at most (as http_call's default) */
 
 typedef struct {
     char *p;
@@ -33,12 +35,15 @@ typedef struct lb_job {
     int p_status;
     char *p_body;
     size_t p_len;
-    char p_err[96];
+    char p_err[320];
     /* decode's outcome */
     bool d_done, d_bytes; /* finished; (stream) some body arrived */
+    bool d_whole;         /* stream asked, but decode answered with a body that is not SSE (an
+                             error's JSON): collected and replied whole, so that a cut-off
+                             body becomes a clean 502 rather than a truncated 200 */
     int d_status;
     char *d_ctype;
-    char d_err[96];
+    char d_err[320];
     lb_buf d; /* non-stream: the body; stream: bytes not yet relayed */
     /* stream */
     bool started;
@@ -107,8 +112,9 @@ static void reply_upstream_error(lb_job *j, const lb_server *s, int status, cons
     log_warn("%s %s: %s server %s %s%s", http_req_method(j->req), j->ep, side, s->url,
              status ? "answered " : "failed: ", status ? http_status_phrase(status) : err);
     if (status)
-        http_reply_error(j->req, code, NULL, NULL, NULL, "%s server %s answered %d %s", side,
-                         s->url, status, http_status_phrase(status));
+        http_reply_error(j->req, code, NULL, NULL, NULL, "%s server %s answered %d %s%s%s", side,
+                         s->url, status, http_status_phrase(status), err && *err ? ": " : "",
+                         err ? err : "");
     else
         http_reply_error(j->req, code, NULL, NULL, NULL, "%s server %s failed: %s", side, s->url,
                          err);
@@ -118,7 +124,7 @@ static void reply_upstream_error(lb_job *j, const lb_server *s, int status, cons
 /* Non-stream: decode's status and body, prefill's input logprobs merged when asked. */
 static void reply_decode(lb_job *j) {
     const char *ct = j->d_ctype ? j->d_ctype : "application/json";
-    if (j->logprob && j->p_status == 200) {
+    if (j->logprob && !j->stream && j->p_status == 200) {
         json_error_t je;
         json_t *p = json_loadb(j->p_body ? j->p_body : "", j->p_len, 0, &je);
         json_t *d = json_loadb(j->d.p ? j->d.p : "", j->d.n, 0, &je);
@@ -137,24 +143,30 @@ static void reply_decode(lb_job *j) {
 
 /* Stream: relays what decode sent so far; with logprobs, whole events only, rewritten. */
 static void relay(lb_job *j) {
+    if (!j->d.n) return;
     if (!j->logprob || !j->prefill_lp) {
-        if (j->d.n) http_stream_write(j->req, j->d.p, j->d.n);
+        http_stream_write(j->req, j->d.p, j->d.n);
         j->d.n = 0;
         return;
     }
-    size_t i = 0;
-    for (;;) {
-        const char *sep = memmem(j->d.p + i, j->d.n - i, "\n\n", 2);
-        if (!sep) break;
-        size_t evlen = (size_t)(sep - (j->d.p + i));
+    size_t i = 0, evlen, seplen;
+    while (lb_sse_next(j->d.p + i, j->d.n - i, &evlen, &seplen)) {
         size_t out_len = 0;
         char *out = lb_sse_rewrite_event(j->d.p + i, evlen, j->prefill_lp, &out_len);
-        if (out) http_stream_write(j->req, out, out_len);
-        else http_stream_write(j->req, j->d.p + i, evlen + 2);
+        char *q = out ? realloc(out, out_len + seplen) : NULL;
+        if (q) {
+            /* the event rewritten, ended as decode ended it */
+            memcpy(q + out_len, j->d.p + i + evlen, seplen);
+            http_stream_write(j->req, q, out_len + seplen);
+            out = q;
+        } else {
+            http_stream_write(j->req, j->d.p + i, evlen + seplen);
+        }
         free(out);
-        i += evlen + 2;
+        i += evlen + seplen;
     }
-    if (j->d_done && i < j->d.n) { /* a last event without its blank line */
+    /* a last event without its blank line, or a stream that is not SSE: relayed as it is */
+    if (i < j->d.n && (j->d_done || j->d.n - i > LB_SSE_EVENT_MAX)) {
         http_stream_write(j->req, j->d.p + i, j->d.n - i);
         i = j->d.n;
     }
@@ -178,7 +190,7 @@ static void end_stream(lb_job *j) {
         char msg[512];
         snprintf(msg, sizeof msg, "decode server %s failed mid-stream: %s", j->dec->url, j->d_err);
         log_warn("%s %s: %s", http_req_method(j->req), j->ep, msg);
-        json_t *e = json_pack("{s:o}", "error", http_error_json(code, NULL, NULL, NULL, msg));
+        json_t *e = http_error_json(code, NULL, NULL, NULL, msg); /* {"error": {...}} */
         if (e) http_sse_send_json(j->req, e);
         json_decref(e);
     }
@@ -187,12 +199,14 @@ static void end_stream(lb_job *j) {
 }
 
 static void advance(lb_job *j) {
-    if (j->req && !j->stream) {
+    if (j->req && (!j->stream || j->d_whole)) {
         if (j->d_done && j->d_status == 0) {
             cancel_prefill(j);
             reply_upstream_error(j, j->dec, 0, j->d_err);
-        } else if (j->d_done && (!j->logprob || j->p_done)) {
-            if (j->d_status != 200) cancel_prefill(j); /* it cannot finish without decode */
+        } else if (j->d_done && (!j->logprob || j->p_done || j->d_status != 200)) {
+            /* prefill's logprobs only matter to a success; a prefill left waiting for a
+             * decode that refused cannot finish */
+            if (j->d_status != 200) cancel_prefill(j);
             reply_decode(j);
         } else if (!j->d_done && j->p_done && upstream_failed(j->p_status)) {
             cancel_decode(j);
@@ -233,6 +247,12 @@ static void on_prefill_done(http_call *c, int status, const char *body, size_t l
     j->p_done = true;
     j->p_status = status;
     snprintf(j->p_err, sizeof j->p_err, "%s", err ? err : "");
+    if (status >= 400 && body) { /* keep the server's own reason for the client */
+        json_t *e = json_loadb(body, len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(json_object_get(e, "error"), "message"));
+        if (msg) snprintf(j->p_err, sizeof j->p_err, "%s", msg);
+        json_decref(e);
+    }
     if (j->logprob && status == 200 && j->req) {
         j->p_body = malloc(len + 1);
         if (j->p_body) {
@@ -250,13 +270,17 @@ static void on_decode_head(http_call *c, int status, void *ud) {
     j->d_status = status;
     const char *ct = http_call_header(c, "Content-Type");
     if (ct && !j->d_ctype) j->d_ctype = strdup(ct);
+    j->d_whole = !ct || strncmp(ct, "text/event-stream", 17);
 }
 
 static void on_decode_chunk(http_call *c, const char *data, size_t len, void *ud) {
     (void)c;
     lb_job *j = ud;
     if (!j->req || !len) return;
-    if (buf_add(&j->d, data, len) != 0) {
+    if (j->d_whole && j->d.n + len > LB_WHOLE_MAX) {
+        cancel_decode(j);
+        snprintf(j->d_err, sizeof j->d_err, "response body too large");
+    } else if (buf_add(&j->d, data, len) != 0) {
         cancel_decode(j);
         snprintf(j->d_err, sizeof j->d_err, "out of memory");
     }
@@ -311,7 +335,9 @@ static void dispatch(lb_job *j) {
     char *purl = lb_url_join(j->pre, j->ep), *durl = lb_url_join(j->dec, j->ep);
     char err[256] = "out of memory";
     if (s && purl && durl) {
+        const char *hdrs[2 * LB_FWD_MAX + 1];
         http_call_req rq = {.method = "POST", .body = s, .body_len = strlen(s),
+                            .headers = lb_fwd_headers(j->req, hdrs),
                             .timeout_s = j->l->cfg.timeout_s};
         http_call_cbs pc = {.on_done = on_prefill_done, .ud = j};
         http_call_cbs dc = {.on_done = on_decode_done, .ud = j};
@@ -338,12 +364,16 @@ static void dispatch(lb_job *j) {
 
 static void on_job_info(http_call *c, int status, const char *body, size_t len, const char *err,
                         void *ud) {
-    (void)c;
     lb_job *j = ud;
     j->icall = NULL;
     lb_server_info_result(j->pre, status, body, len, err);
     if (j->req) {
-        if (j->pre->bootstrap_port == LB_PORT_UNSET) {
+        if ((status == 401 || status == 403) && j->pre->bootstrap_port == LB_PORT_UNSET) {
+            /* the client's credentials were refused: its own error, relayed */
+            const char *ct = http_call_header(c, "Content-Type");
+            http_reply(j->req, status, ct ? ct : "application/json", body, len);
+            j->req = NULL;
+        } else if (j->pre->bootstrap_port == LB_PORT_UNSET) {
             j->p_done = true;
             reply_upstream_error(j, j->pre, status, status ? "" : err);
         } else {
@@ -369,7 +399,9 @@ static void on_picked(lb_server *pre, lb_server *dec, void *ud) {
         http_call_cbs cbs = {.on_done = on_job_info, .ud = j};
         double t = j->l->cfg.timeout_s < LB_INFO_TIMEOUT_S ? j->l->cfg.timeout_s
                                                             : LB_INFO_TIMEOUT_S;
-        http_call_req rq = {.method = "GET", .url = url, .timeout_s = t};
+        const char *hdrs[2 * LB_FWD_MAX + 1];
+        http_call_req rq = {.method = "GET", .url = url, .headers = lb_fwd_headers(j->req, hdrs),
+                            .timeout_s = t};
         char err[256] = "out of memory";
         j->icall = url ? http_call_start(j->l->base, &rq, &cbs, err, sizeof err) : NULL;
         free(url);
@@ -399,7 +431,8 @@ static void proxy(lb *l, http_req *r, const char *ep) {
     j->logprob = j->stream ? json_is_true(lp) : lp != NULL;
     j->picking = true;
     http_req_on_disconnect(r, on_client_gone, j);
-    lb_pick(l, on_picked, j);
+    const char *hdrs[2 * LB_FWD_MAX + 1];
+    lb_pick(l, lb_fwd_headers(r, hdrs), on_picked, j);
 }
 
 static void h_generate(http_req *r, void *ud) { proxy(ud, r, "/generate"); }
@@ -415,7 +448,7 @@ void lb_proxy_shutdown(lb *l) {
         j->icall = NULL;
         if (j->req) http_reply(j->req, 503, "text/plain", "", 0);
         j->req = NULL;
-        /* a least_load pick still asking frees its job when it ends (or leaks it at exit) */
+        /* a least_load pick still waiting frees its job in lb_pick_shutdown */
         if (!j->picking) job_free(j);
     }
 }

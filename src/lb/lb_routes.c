@@ -21,6 +21,7 @@ typedef struct {
     int status;
     char *body;
     size_t len;
+    char *ctype; /* the answer's Content-Type, if any */
     char err[96];
     fan *f;
 } fan_item;
@@ -38,6 +39,7 @@ static void fan_free(fan *f) {
     for (int i = 0; i < f->n; i++) {
         if (f->items[i].call) http_call_cancel(f->items[i].call);
         free(f->items[i].body);
+        free(f->items[i].ctype);
     }
     free(f->items);
     free(f);
@@ -45,9 +47,10 @@ static void fan_free(fan *f) {
 
 static void fan_on_done(http_call *c, int status, const char *body, size_t len, const char *err,
                         void *ud) {
-    (void)c;
     fan_item *it = ud;
     fan *f = it->f;
+    const char *ct = status ? http_call_header(c, "Content-Type") : NULL;
+    it->ctype = ct ? strdup(ct) : NULL;
     it->call = NULL;
     it->done = true;
     it->status = status;
@@ -71,7 +74,13 @@ static void fan_gone(http_req *r, const char *why, void *ud) {
     fan_free(f);
 }
 
-/* Asks method path of every server of the roles in mask (bit 1 prefill, bit 2 decode). */
+#define FAN_PREFILL 1
+#define FAN_DECODE 2
+#define FAN_ALL 3
+#define FAN_FIRST 4 /* only the first server of each role asked */
+
+/* Asks method path of every server of the roles in mask, with the client's headers (its
+ * Authorization above all: a backend started with --api-key checks it on every route). */
 static void fan_start(lb *l, http_req *r, int mask, const char *method, const char *path,
                       double timeout_s, fan_fn on_item, fan_fn on_all) {
     int total = l->n_servers[0] + l->n_servers[1];
@@ -85,15 +94,18 @@ static void fan_start(lb *l, http_req *r, int mask, const char *method, const ch
     f->l = l, f->req = r, f->on_item = on_item, f->on_all = on_all;
     for (int role = 0; role < 2; role++)
         if (mask & (1 << role))
-            for (int i = 0; i < l->n_servers[role]; i++)
+            for (int i = 0; i < l->n_servers[role] && !(i && (mask & FAN_FIRST)); i++)
                 f->items[f->n++] = (fan_item){.srv = l->servers[role][i], .f = f};
     if (timeout_s > l->cfg.timeout_s) timeout_s = l->cfg.timeout_s;
+    const char *hdrs[2 * LB_FWD_MAX + 1];
+    lb_fwd_headers(r, hdrs);
     f->pending = f->n + 1; /* held until every call has started */
     for (int i = 0; i < f->n; i++) {
         fan_item *it = &f->items[i];
         char *url = lb_url_join(it->srv, path);
         http_call_cbs cbs = {.on_done = fan_on_done, .ud = it};
-        http_call_req rq = {.method = method, .url = url, .timeout_s = timeout_s};
+        http_call_req rq = {.method = method, .url = url, .headers = hdrs,
+                            .timeout_s = timeout_s};
         char err[96] = "out of memory";
         it->call = url ? http_call_start(l->base, &rq, &cbs, err, sizeof err) : NULL;
         free(url);
@@ -174,7 +186,7 @@ static void health_all(fan *f) {
 }
 
 static void h_health(http_req *r, void *ud) {
-    fan_start(ud, r, 3, "GET", "/health", LB_HEALTH_TIMEOUT_S, health_item, health_all);
+    fan_start(ud, r, FAN_ALL, "GET", "/health", LB_HEALTH_TIMEOUT_S, health_item, health_all);
 }
 
 /* ---- /health_generate and /flush_cache: every server must say yes ---- */
@@ -192,7 +204,7 @@ static void health_generate_all(fan *f) {
 }
 
 static void h_health_generate(http_req *r, void *ud) {
-    fan_start(ud, r, 3, "GET", "/health_generate", LB_HEALTH_TIMEOUT_S, NULL,
+    fan_start(ud, r, FAN_ALL, "GET", "/health_generate", LB_HEALTH_TIMEOUT_S, NULL,
               health_generate_all);
 }
 
@@ -215,7 +227,7 @@ static void flush_all(fan *f) {
 }
 
 static void h_flush(http_req *r, void *ud) {
-    fan_start(ud, r, 3, "POST", "/flush_cache", ((lb *)ud)->cfg.timeout_s, NULL, flush_all);
+    fan_start(ud, r, FAN_ALL, "POST", "/flush_cache", ((lb *)ud)->cfg.timeout_s, NULL, flush_all);
 }
 
 /* ---- /get_server_info and /get_load ---- */
@@ -241,7 +253,7 @@ static void server_info_all(fan *f) {
 }
 
 static void h_server_info(http_req *r, void *ud) {
-    fan_start(ud, r, 3, "GET", "/get_server_info", 30.0, NULL, server_info_all);
+    fan_start(ud, r, FAN_ALL, "GET", "/get_server_info", 30.0, NULL, server_info_all);
 }
 
 static void load_all(fan *f) {
@@ -257,7 +269,7 @@ static void load_all(fan *f) {
 }
 
 static void h_load(http_req *r, void *ud) {
-    fan_start(ud, r, 3, "GET", "/get_load", LB_LOAD_TIMEOUT_S, NULL, load_all);
+    fan_start(ud, r, FAN_ALL, "GET", "/get_load", LB_LOAD_TIMEOUT_S, NULL, load_all);
 }
 
 /* ---- from the first prefill server ---- */
@@ -268,7 +280,8 @@ static void first_prefill_all(fan *f) {
         http_reply_error(f->req, strcmp(it->err, "timeout") ? 502 : 504, NULL, NULL, NULL,
                          "prefill server %s failed: %s", it->srv->url, it->err);
     } else {
-        http_reply(f->req, it->status, "application/json", it->body ? it->body : "", it->len);
+        http_reply(f->req, it->status, it->ctype ? it->ctype : "application/json",
+                   it->body ? it->body : "", it->len);
     }
     f->req = NULL;
 }
@@ -278,15 +291,36 @@ static void first_prefill(lb *l, http_req *r, const char *path) {
         http_reply_error(r, 503, NULL, NULL, NULL, "no prefill server is registered");
         return;
     }
-    /* a fan-out over a list of one: the first prefill server */
-    int saved = l->n_servers[LB_PREFILL];
-    l->n_servers[LB_PREFILL] = 1;
-    fan_start(l, r, 1, "GET", path, 30.0, NULL, first_prefill_all);
-    l->n_servers[LB_PREFILL] = saved;
+    fan_start(l, r, FAN_PREFILL | FAN_FIRST, "GET", path, 30.0, NULL, first_prefill_all);
 }
 
 static void h_models(http_req *r, void *ud) { first_prefill(ud, r, "/v1/models"); }
 static void h_model_info(http_req *r, void *ud) { first_prefill(ud, r, "/get_model_info"); }
+
+/* GET /v1/models/{id}: the id (decoded by the router, maybe with '/' as in "org/name") is
+ * escaped again for the upstream URL. */
+static void h_model(http_req *r, void *ud) {
+    static const char hex[] = "0123456789ABCDEF";
+    const char *id = http_req_param(r, "*");
+    size_t n = id ? strlen(id) : 0;
+    char *path = malloc(sizeof "/v1/models/" + 3 * n);
+    if (!path) {
+        http_reply_error(r, 500, NULL, NULL, NULL, "out of memory");
+        return;
+    }
+    char *o = path + sprintf(path, "/v1/models/");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            strchr("-._~/", ch))
+            *o++ = (char)ch;
+        else
+            *o++ = '%', *o++ = hex[ch >> 4], *o++ = hex[ch & 15];
+    }
+    *o = 0;
+    first_prefill(ud, r, path);
+    free(path);
+}
 
 /* ---- POST /register {mode, registry_url, bootstrap_port} ---- */
 
@@ -334,6 +368,7 @@ int lb_add_admin_routes(lb *l) {
     rc |= http_server_route(h, "GET", "/get_server_info", h_server_info, l);
     rc |= http_server_route(h, "GET", "/get_load", h_load, l);
     rc |= http_server_route(h, "GET", "/v1/models", h_models, l);
+    rc |= http_server_route(h, "GET", "/v1/models/*", h_model, l);
     rc |= http_server_route(h, "GET", "/get_model_info", h_model_info, l);
     rc |= http_server_route(h, "POST", "/register", h_register, l);
     return rc ? -1 : 0;

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -21,9 +22,11 @@ DECODE_LP = [[-2.5, 13, None]]
 class Fake:
     """A fake SGLang server. Attributes steer its answers; `got` records (path, json)."""
 
-    def __init__(self, name, mode=None, bootstrap_port=None):
+    def __init__(self, name, mode=None, bootstrap_port=None, api_key=None):
         self.name, self.mode, self.bootstrap_port = name, mode, bootstrap_port
+        self.api_key = api_key     # as `--api-key`: every route but /health needs it
         self.got = []
+        self.headers = []          # (path, {name.lower(): value}) of every request
         self.health = 200
         self.info_status = 200
         self.load = 0
@@ -32,6 +35,7 @@ class Fake:
         self.hang = False          # /generate never answers (until the test ends)
         self.events = 3            # SSE events per stream
         self.event_gap = 0.0       # seconds between them
+        self.sep = b"\n\n"          # what ends an SSE event
         self.disconnected = threading.Event()
         self.stop = threading.Event()
         fake = self
@@ -50,8 +54,18 @@ class Fake:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def denied(self):
+                fake.headers.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                if not fake.api_key or self.path == "/health" or \
+                        self.headers.get("Authorization") == f"Bearer {fake.api_key}":
+                    return False
+                self.reply(401, {"error": {"message": "Unauthorized", "code": 401}})
+                return True
+
             def do_GET(self):
                 fake.got.append((self.path, None))
+                if self.denied():
+                    return
                 p = self.path
                 if p in ("/health", "/health_generate"):
                     self.reply(fake.health, b"", "text/plain")
@@ -65,6 +79,12 @@ class Fake:
                                       "num_waiting_reqs": 0, "num_tokens": 0}])
                 elif p == "/v1/models":
                     self.reply(200, {"object": "list", "data": [{"id": fake.name}]})
+                elif p.startswith("/v1/models/"):
+                    mid = p[len("/v1/models/"):]
+                    if mid == fake.name:
+                        self.reply(200, {"id": mid, "object": "model", "owned_by": "sglang"})
+                    else:
+                        self.reply(404, {"error": {"message": f"no model {mid}"}})
                 elif p == "/get_model_info":
                     self.reply(200, {"model_path": fake.name})
                 else:
@@ -74,6 +94,8 @@ class Fake:
                 n = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(n) or b"null")
                 fake.got.append((self.path, body))
+                if self.denied():
+                    return
                 if self.path == "/flush_cache":
                     self.reply(fake.flush_status, b"ok", "text/plain")
                     return
@@ -96,10 +118,10 @@ class Fake:
                     for i in range(fake.events):
                         ev = {"text": f"{fake.name}-{i}", "index": 0,
                               "meta_info": {"input_token_logprobs": lp, "n": i}}
-                        self.chunk(b"data: " + json.dumps(ev).encode() + b"\n\n")
+                        self.chunk(b"data: " + json.dumps(ev).encode() + fake.sep)
                         if fake.stop.wait(fake.event_gap):
                             return
-                    self.chunk(b"data: [DONE]\n\n")
+                    self.chunk(b"data: [DONE]" + fake.sep)
                     self.chunk(b"")
                 except (BrokenPipeError, ConnectionResetError):
                     fake.disconnected.set()
@@ -169,8 +191,8 @@ class LB:
     def post(self, path, body, **kw):
         return requests.post(self.url + path, json=body, timeout=kw.pop("timeout", 10), **kw)
 
-    def get(self, path):
-        return requests.get(self.url + path, timeout=10)
+    def get(self, path, **kw):
+        return requests.get(self.url + path, timeout=10, **kw)
 
     def close(self):
         self.p.terminate()
@@ -179,7 +201,9 @@ class LB:
         except subprocess.TimeoutExpired:
             self.p.kill()
             raise
-        assert rc == 0, self.logtext()
+        log = self.logtext()
+        assert rc == 0, log  # a leak found by LeakSanitizer makes it 23
+        assert "runtime error:" not in log and "Sanitizer" not in log, log
 
 
 @pytest.fixture
@@ -388,6 +412,7 @@ def test_least_load_picks_lighter(env):
         assert lb.post("/generate", {"text": "x"}).status_code == 200
     assert [len(f.gens(n)) for f, n in zip(pre + dec, [0, 3, 3, 0])] == [0, 3, 3, 0]
     pre[0].load, pre[1].load = 0, 5
+    time.sleep(0.3)  # the loads read for the requests above are no longer fresh
     assert lb.post("/generate", {"text": "x"}).status_code == 200
     assert len(pre[0].gens(1)) == 1
 
@@ -490,3 +515,245 @@ def test_decode_error_status_relayed(env):
     d.gen_status = 400
     r = lb.post("/generate", {"text": "hi"})
     assert r.status_code == 400 and r.json() == {"error": {"message": "boom"}}
+    # a refusal needs nothing from prefill (left waiting for a decode that will never come),
+    # and a stream refused with JSON is answered whole
+    p.hang = True
+    for stream in (False, True):
+        t0 = time.time()
+        r = lb.post("/generate", {"text": "hi", "stream": stream, "return_logprob": True})
+        assert time.time() - t0 < 2
+        assert r.status_code == 400 and r.json() == {"error": {"message": "boom"}}
+        assert r.headers["Content-Type"] == "application/json"
+
+
+# ---- client headers ----
+
+AUTH = {"Authorization": "Bearer sekrit"}
+
+
+def test_headers_forwarded(env):
+    lb, (p,), (d,) = env(ports=[7777])
+    hdrs = {**AUTH, "X-Request-Id": "rid-42", "Accept": "application/json",
+            "Connection": "keep-alive, X-Secret", "X-Secret": "hop", "Proxy-Authorization": "no"}
+    for stream in (False, True):
+        r = lb.post("/generate", {"text": "hi", "stream": stream}, headers=hdrs)
+        assert r.status_code == 200
+    for f in (p, d):
+        # the LB answers with decode's reply; prefill's copy may still be on its way
+        deadline = time.time() + 10
+        while len([1 for path, _ in f.headers if path == "/generate"]) < 2 and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        got = [h for path, h in f.headers if path == "/generate"]
+        assert len(got) == 2, f.headers
+        for h in got:
+            assert h["authorization"] == "Bearer sekrit" and h["x-request-id"] == "rid-42"
+            assert h["accept"] == "application/json"
+            assert h["host"] == f.url[len("http://"):]  # the upstream's, not the LB's
+            assert "x-secret" not in h and "proxy-authorization" not in h
+            assert "transfer-encoding" not in h and h.get("connection") != "keep-alive, X-Secret"
+
+
+def test_api_key_backends_through_lb(sglc_bin, tmp_path):
+    # no bootstrap port on the command line: the LB's own discovery (no credentials) is refused,
+    # so the port is asked with the client's Authorization
+    p = Fake("P0", "prefill", 6000, api_key="sekrit")
+    d = Fake("D0", "decode", api_key="sekrit")
+    lb = LB(sglc_bin, ["--prefill", p.url, "--decode", d.url, "--policy", "least_load"], tmp_path)
+    try:
+        assert lb.post("/generate", {"text": "hi"}).status_code == 401  # no key: refused
+        r = lb.post("/generate", {"text": "hi"}, headers=AUTH)
+        assert r.status_code == 200 and r.json()["text"] == "D0-out-0"
+        check_bootstrap(d.gens()[-1], 6000)
+        r = lb.post("/v1/chat/completions", {"messages": [], "stream": True}, headers=AUTH)
+        assert r.status_code == 200 and b"D0-0" in r.content
+        assert lb.get("/v1/models").status_code == 401
+        assert lb.get("/v1/models", headers=AUTH).json()["data"][0]["id"] == "P0"
+        assert lb.get("/get_model_info", headers=AUTH).json() == {"model_path": "P0"}
+        assert lb.get("/get_model_info").status_code == 401
+        assert lb.get("/v1/models/P0", headers=AUTH).json()["id"] == "P0"
+        assert lb.get("/health_generate", headers=AUTH).status_code == 200
+        assert lb.get("/health_generate").status_code == 503
+        assert lb.post("/flush_cache", {}, headers=AUTH).status_code == 200
+        info = lb.get("/get_server_info", headers=AUTH).json()
+        assert [i.get("name") for i in info["prefill"] + info["decode"]] == ["P0", "D0"]
+        time.sleep(0.3)  # least_load reads the loads again, with this request's credentials
+        assert lb.post("/generate", {"text": "hi"}, headers=AUTH).status_code == 200
+        for f in (p, d):
+            loads = [h for path, h in f.headers if path == "/get_load"]
+            assert loads[-1].get("authorization") == "Bearer sekrit"
+    finally:
+        lb.close(), p.close(), d.close()
+
+
+# ---- routes ----
+
+def test_model_by_id(env):
+    lb, pre, (d,) = env(prefill=2, ports=[7001, 7002])
+    r = lb.get("/v1/models/P0")
+    assert r.status_code == 200 and r.json() == {"id": "P0", "object": "model",
+                                                 "owned_by": "sglang"}
+    r = lb.get("/v1/models/org%2Fname%20x")
+    assert r.status_code == 404 and "no model" in r.json()["error"]["message"]
+    assert ("/v1/models/org/name%20x", None) in pre[0].got  # escaped again, from P0 only
+    assert not any(path.startswith("/v1/models") for path, _ in pre[1].got + d.got)
+
+
+# ---- SSE framing ----
+
+def test_stream_crlf_events_merged(env):
+    lb, (p,), (d,) = env(ports=[7777])
+    p.sep = d.sep = b"\r\n\r\n"
+    with requests.post(lb.url + "/generate", stream=True, timeout=10,
+                       json={"text": "hi", "stream": True, "return_logprob": True}) as r:
+        raw = b"".join(r.iter_content(None))
+    evs = [e for e in raw.split(b"\r\n\r\n") if e]
+    assert evs[-1] == b"data: [DONE]" and len(evs) == 4, raw
+    for e in evs[:-1]:
+        assert e.startswith(b"data: ") and b"\n" not in e
+        assert json.loads(e[6:])["meta_info"]["input_token_logprobs"] == PREFILL_LP + DECODE_LP
+
+
+# ---- least_load's cached loads ----
+
+def n_loads(f):
+    return sum(path == "/get_load" for path, _ in f.got)
+
+
+def test_least_load_burst_shares_load_reads(env):
+    lb, pre, dec = env(prefill=2, decode=2, ports=[7001, 7002], args=["--policy", "least_load"])
+    n = 12
+    with ThreadPoolExecutor(n) as ex:
+        codes = list(ex.map(lambda i: lb.post("/generate", {"text": f"x{i}"}).status_code,
+                            range(n)))
+    assert codes == [200] * n
+    # asked afresh per request, each server would have seen 12 /get_load
+    assert all(n_loads(f) <= 4 for f in pre + dec), [n_loads(f) for f in pre + dec]
+    # the LB counts what it sent since the last read, so a burst does not pile onto one server
+    assert all(len(f.gens(3)) >= 3 for f in pre + dec), [len(f.gens()) for f in pre + dec]
+    before = [n_loads(f) for f in pre + dec]
+    time.sleep(0.3)  # past the cache's lifetime: read again
+    assert lb.post("/generate", {"text": "y"}).status_code == 200
+    assert [n_loads(f) for f in pre + dec] == [b + 1 for b in before]
+
+
+# ---- upstreams that misbehave ----
+
+class Raw:
+    """A server that reads a request and then answers as `mode` says, HTTP or not."""
+
+    def __init__(self, mode="garbage"):
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.closed = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        try:
+            c.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                more = c.recv(65536)
+                if not more:
+                    return
+                data += more
+            head, body = data.split(b"\r\n\r\n", 1)
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    want = int(line.split(b":")[1])
+                    while len(body) < want:
+                        body += c.recv(65536)
+            getattr(self, "mode_" + self.mode)(c)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def mode_garbage(self, c):
+        c.sendall(b"\x00\xffNOT HTTP AT ALL\r\n\r\n{]")
+
+    def mode_close(self, c):
+        pass
+
+    def mode_halfclose(self, c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{\"te")
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(65536):
+            pass
+
+    def mode_huge(self, c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000000000\r\n\r\n" + b"x" * 65536)
+        while c.recv(65536):
+            pass
+
+    def mode_huge_chunked(self, c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        piece = b"%x\r\n%s\r\n" % (1 << 20, b"y" * (1 << 20))
+        for _ in range(100):  # 100 MiB, past the LB's 64 MiB cap
+            c.sendall(piece)
+
+    def mode_slow_ok(self, c):
+        time.sleep(1.0)  # answers well, after decode has begun its stream
+        body = b'{"text": "ok", "meta_info": {}}'
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def mode_bad_chunk(self, c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        ev = b'data: {"text": "ok", "index": 0, "meta_info": {}}\n\n'
+        c.sendall(b"%x\r\n%s\r\nzz-not-a-size\r\n" % (len(ev), ev))
+        time.sleep(0.2)
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def test_misbehaving_upstreams_get_clean_errors(sglc_bin, tmp_path):
+    p, d = Raw(), Raw()
+    lb = LB(sglc_bin, ["--prefill", p.url, "7777", "--decode", d.url, "--timeout", "5"],
+            tmp_path)
+    try:
+        for mode in ("garbage", "close", "halfclose", "huge", "huge_chunked"):
+            p.mode = d.mode = mode
+            for path, body in (("/generate", {"text": "x"}),
+                               ("/v1/completions", {"prompt": "x", "stream": True}),
+                               ("/generate", {"text": "x", "return_logprob": True})):
+                if body.get("stream") and mode.startswith("huge"):
+                    continue  # a stream's body is relayed as it comes, not collected
+                r = lb.post(path, body, timeout=20)
+                assert r.status_code == 502, (mode, path, r.status_code, r.text[:200])
+                err = r.json()["error"]
+                assert err["code"] == 502 and err["message"], (mode, err)
+            r = lb.get("/v1/models")
+            assert r.status_code == 502 and r.json()["error"]["message"], (mode, r.text[:200])
+            r = lb.get("/get_server_info")
+            assert r.status_code == 200 and "error" in r.json()["decode"][0]
+            assert lb.get("/health").status_code == 503
+        # a stream that breaks after its first event ends with an error event
+        p.mode, d.mode = "slow_ok", "bad_chunk"
+        with requests.post(lb.url + "/generate", json={"text": "x", "stream": True},
+                           stream=True, timeout=20) as r:
+            assert r.status_code == 200
+            evs = list(sse_events(r))
+        assert json.loads(evs[0])["text"] == "ok"
+        assert json.loads(evs[-1])["error"]["code"] == 502
+        assert lb.p.poll() is None
+    finally:
+        lb.close(), p.close(), d.close()
