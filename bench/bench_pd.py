@@ -31,6 +31,8 @@ def ttft(base, ids):
         r.raise_for_status()
         for line in r.iter_lines():
             if line.startswith(b"data: {"):
+                if b'"error"' in line[:20]:
+                    raise RuntimeError(line.decode())
                 first = time.perf_counter() - t0
                 for _ in r.iter_lines():
                     pass
@@ -65,7 +67,7 @@ def main():
         colo = measure(s.base, a.prompts, a.warmup, a.input_len, rng)
     finally:
         s.stop()
-    c = Cluster(binary, model)
+    c = Cluster(binary, model, short_timeouts=False)
     try:
         pd = measure(c.lb.base, a.prompts, a.warmup, a.input_len, rng)
         log = c.prefill.logs()

@@ -21,9 +21,11 @@ PD_ENV = {
 class EnvServer(Server):
     """A server with the PD timeouts cut; kill9 for the fault tests."""
 
-    def __init__(self, binary, model, extra=(), env=None, prefix=(), host="127.0.0.1"):
-        super().__init__(binary, model, extra=extra, api_key=None, env=dict(PD_ENV, **(env or {})),
-                         prefix=prefix, host=host)
+    def __init__(self, binary, model, extra=(), env=None, prefix=(), host="127.0.0.1",
+                 short_timeouts=True):
+        base_env = PD_ENV if short_timeouts else {}
+        super().__init__(binary, model, extra=extra, api_key=None,
+                         env=dict(base_env, **(env or {})), prefix=prefix, host=host)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -85,15 +87,17 @@ class Cluster:
 
     def __init__(self, binary, model, prefill_env=None, decode_env=None, prefill_prefix=(),
                  prefill_host="127.0.0.1", decode_prefix=(), decode_host="127.0.0.1",
-                 extra=()):
+                 extra=(), short_timeouts=True):
+        """short_timeouts: the PD timeouts cut to 10 s (tests); False keeps SGLang's 300 s
+        (benchmarks of prompts that take longer than that to prefill)."""
         self.bootstrap_port = free_port()
         self.prefill = EnvServer(binary, model, extra=[
             "--disaggregation-mode", "prefill", "--disaggregation-bootstrap-port",
             str(self.bootstrap_port), *extra], env=prefill_env, prefix=prefill_prefix,
-            host=prefill_host)
+            host=prefill_host, short_timeouts=short_timeouts)
         self.decode = EnvServer(binary, model, extra=[
             "--disaggregation-mode", "decode", *extra], env=decode_env, prefix=decode_prefix,
-            host=decode_host)
+            host=decode_host, short_timeouts=short_timeouts)
         self.lb = None
         try:
             self.prefill.wait_ready()
