@@ -83,6 +83,7 @@ void engine_args_default(engine_args *a) {
     a->stream_interval = 1;
     a->schedule_conservativeness = 1.0;
     a->random_seed = 42;
+    a->decode_log_interval = 40;
 }
 
 void engine_sampling_default(engine_sampling *s) {
@@ -347,6 +348,7 @@ static int start_up(engine *e, char *err, size_t err_len) {
         .schedule_conservativeness = a->schedule_conservativeness,
         .policy = policy,
         .random_seed = a->random_seed,
+        .decode_log_interval = a->decode_log_interval,
     };
     e->s = sched_create(e->m, e->be, e->tok, kv_type, &cfg, emit_event, e, err, err_len);
     if (!e->s) return -1;

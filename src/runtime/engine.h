@@ -37,6 +37,7 @@ typedef struct {
     double schedule_conservativeness; /* scales the decode-length estimate (1.0) */
     uint64_t random_seed;          /* seeds requests that bring no seed */
     bool skip_tokenizer_init;      /* no tokenizer: stop strings are refused */
+    int decode_log_interval;       /* "Decode batch" log line every N passes (40; 0: never) */
     /* PD disaggregation (SGLang's --disaggregation-*): mode NULL/"null", "prefill", "decode" */
     const char *pd_mode;
     const char *pd_transfer_backend; /* "ucx" | "fake" */

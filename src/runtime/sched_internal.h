@@ -58,6 +58,7 @@ struct sched {
     int *aux_free;
     int n_aux_free;
     int64_t pd_failed_boot, pd_failed_xfer; /* requests failed in each queue */
+    int64_t decode_passes;                  /* for --decode-log-interval */
 };
 
 /* scheduler.c, for sched_pd.c */

@@ -404,6 +404,27 @@ static bool needs_logits(const sched_req *r, int64_t p) {
            p < r->n_prompt - 1;
 }
 
+/* SGLang's per-batch lines at info level: every prefill batch, every decode_log_interval-th
+ * decode pass. */
+static void log_batch(sched *s, int n_prefill, int64_t prefill_tokens, int64_t cached,
+                      int n_decode) {
+    double usage = 1.0 - (double)kvpool_free_tokens(&s->pool) / (double)kvpool_size(&s->pool);
+    if (n_prefill)
+        log_info("Prefill batch. #new-seq: %d, #new-token: %lld, #cached-token: %lld, token "
+                 "usage: %.2f, #running-req: %d, #queue-req: %d", n_prefill,
+                 (long long)prefill_tokens, (long long)cached, usage, n_decode, s->n_waiting);
+    if (!n_decode) return;
+    s->decode_passes++;
+    int every = s->cfg.decode_log_interval;
+    if (every > 0 && s->decode_passes % every == 0) {
+        int64_t tokens = 0;
+        for (int i = 0; i < s->n_running; i++) tokens += s->running[i]->kv_alloc;
+        log_info("Decode batch. #running-req: %d, #token: %lld, token usage: %.2f, gen "
+                 "throughput (token/s): %.2f, #queue-req: %d", n_decode, (long long)tokens,
+                 usage, s->gen_tput, s->n_waiting);
+    }
+}
+
 int sched_step(sched *s) {
     if (!sched_has_work(s)) return -1;
     sched_pd_poll(s);
@@ -423,14 +444,19 @@ int sched_step(sched *s) {
                        "out of memory for the batch");
         return 0;
     }
-    int64_t t = 0, rows = 0;
+    int64_t t = 0, rows = 0, prefill_tokens = 0, cached = 0;
     for (int i = 0; i < s->n_running; i++) {
         sched_req *r = s->running[i];
         if (r->chunk == 0) continue;
         int32_t *row = kvpool_row(&s->pool, r->row);
         s->b_slots[n_seq] = row;
-        if (r->prefilling) n_prefill++;
-        else n_decode++;
+        if (r->prefilling) {
+            n_prefill++;
+            prefill_tokens += r->chunk;
+            if (r->kv_len == r->prefix_len) cached += r->prefix_len; /* its first chunk */
+        } else {
+            n_decode++;
+        }
         for (int64_t p = r->kv_len; p < r->kv_len + r->chunk; p++, t++) {
             s->b_tokens[t] = r->tokens[p];
             s->b_pos[t] = (int32_t)p;
@@ -444,6 +470,7 @@ int sched_step(sched *s) {
         }
         n_seq++;
     }
+    log_batch(s, n_prefill, prefill_tokens, cached, n_decode);
     model_batch mb = {T, s->b_tokens, s->b_pos, s->b_seq, s->b_slots, rows, s->b_rows};
     char err[256];
     s->forward_passes++;

@@ -85,6 +85,7 @@ typedef struct {
     double schedule_conservativeness;
     sched_policy policy;
     uint64_t random_seed;
+    int decode_log_interval; /* log a "Decode batch" line every N decode passes (0: never) */
 } sched_config;
 
 typedef struct sched sched;
