@@ -70,6 +70,10 @@ struct engine {
     sched *s;
     pd_manager *pd;
     bool pd_kick; /* mu: a PD room changed state */
+    /* watchdog: when the running batch began (ns since the epoch of time_now_s, 0: none) */
+    atomic_int_fast64_t step_started_ns;
+    pthread_t watchdog;
+    bool watchdog_started;
 };
 
 void engine_args_default(engine_args *a) {
@@ -176,6 +180,10 @@ void engine_event_clear(engine_event *ev) {
 
 static void emit_event(void *ctx, engine_event *ev) {
     engine *e = ctx;
+    if (ev->handle == 0) { /* the warm-up request: nobody waits for it */
+        engine_event_clear(ev);
+        return;
+    }
     pthread_mutex_lock(&e->out_mu);
     if (e->ev_count == e->ev_cap) {
         int cap = e->ev_cap ? e->ev_cap * 2 : 256;
@@ -366,6 +374,51 @@ static int start_up(engine *e, char *err, size_t err_len) {
     return 0;
 }
 
+/* SGLang's warm-up: one short request through the whole path before the server says ready,
+ * so the first user request does not pay for first-touch page faults of weights and KV. */
+static void run_warmup(engine *e) {
+    double t0 = time_now_s();
+    int32_t id = e->m->cfg.bos_id >= 0 ? e->m->cfg.bos_id : 0;
+    engine_sampling sp;
+    engine_sampling_default(&sp);
+    sp.max_new_tokens = 1;
+    sp.temperature = 0;
+    sched_group *g = calloc(1, sizeof *g);
+    sched_req *r = g ? sched_req_new(0, 0, "warmup", g, &id, 1, &sp, 0) : NULL;
+    if (!r) {
+        free(g);
+        log_warn("warm-up skipped: out of memory");
+        return;
+    }
+    g->refs = 1;
+    sched_add(e->s, r);
+    while (sched_has_work(e->s)) sched_step(e->s);
+    log_info("warm-up request done in %.0f ms", (time_now_s() - t0) * 1e3);
+}
+
+/* --watchdog-timeout: a batch that runs longer means the scheduler is stuck; SGLang's answer is
+ * to end the process rather than hang with requests held. */
+static void *watchdog_main(void *arg) {
+    engine *e = arg;
+    double limit = e->args.watchdog_timeout_s;
+    pthread_mutex_lock(&e->mu);
+    while (!e->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&e->done, &e->mu, &ts);
+        int64_t started = atomic_load(&e->step_started_ns);
+        double ran = started ? time_now_s() - (double)started * 1e-9 : 0;
+        if (!e->stop && ran > limit) {
+            log_error("watchdog: one batch has run for %.0f s (--watchdog-timeout %g): the "
+                      "scheduler is stuck, exiting", ran, limit);
+            _exit(1);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
 static void run_cmd(engine *e, cmd *c) {
     if (c->kind == CMD_SUBMIT) {
         for (int i = 0; i < c->n; i++) sched_add(e->s, c->reqs[i]);
@@ -380,6 +433,7 @@ static void *scheduler_main(void *arg) {
     engine *e = arg;
     char err[512] = "";
     int rc = start_up(e, err, sizeof err);
+    if (rc == 0 && e->args.warmup) run_warmup(e);
     pthread_mutex_lock(&e->mu);
     if (rc != 0) {
         e->failed = true;
@@ -421,7 +475,9 @@ static void *scheduler_main(void *arg) {
             sched_abort_all(e->s);
             break;
         }
+        atomic_store(&e->step_started_ns, (int64_t)(time_now_s() * 1e9));
         int ran = sched_step(e->s);
+        atomic_store(&e->step_started_ns, 0);
         publish_stats(e);
         if (ran != 0 && sched_pd_pending(e->s)) {
             /* only PD requests, waiting on other threads: sleep until one of their rooms
@@ -469,6 +525,7 @@ engine *engine_start(const engine_args *args) {
     pthread_cond_init(&e->wake, NULL);
     pthread_cond_init(&e->done, NULL);
     atomic_init(&e->next_handle, 1);
+    atomic_init(&e->step_started_ns, 0);
     e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     char err[512];
     if (e->efd < 0) {
@@ -485,6 +542,9 @@ engine *engine_start(const engine_args *args) {
         return NULL;
     }
     e->thread_started = true;
+    if (args->watchdog_timeout_s > 0 &&
+        pthread_create(&e->watchdog, NULL, watchdog_main, e) == 0)
+        e->watchdog_started = true;
     return e;
 }
 
@@ -511,6 +571,13 @@ void engine_stop(engine *e) {
         pthread_cond_signal(&e->wake);
         pthread_mutex_unlock(&e->mu);
         pthread_join(e->thread, NULL);
+    }
+    if (e->watchdog_started) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_broadcast(&e->done);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->watchdog, NULL);
     }
     for (cmd *c = e->inbox_head, *n; c; c = n) {
         n = c->next;

@@ -38,6 +38,8 @@ typedef struct {
     uint64_t random_seed;          /* seeds requests that bring no seed */
     bool skip_tokenizer_init;      /* no tokenizer: stop strings are refused */
     int decode_log_interval;       /* "Decode batch" log line every N passes (40; 0: never) */
+    bool warmup;                   /* run one request before reporting ready (false) */
+    double watchdog_timeout_s;     /* > 0: a batch running longer ends the process (0) */
     /* PD disaggregation (SGLang's --disaggregation-*): mode NULL/"null", "prefill", "decode" */
     const char *pd_mode;
     const char *pd_transfer_backend; /* "ucx" | "fake" */

@@ -91,6 +91,8 @@ static void engine_args_from(const server_args *a, engine_args *e) {
     e->random_seed = (uint64_t)a->random_seed;
     e->skip_tokenizer_init = a->skip_tokenizer_init;
     e->decode_log_interval = (int)a->decode_log_interval;
+    e->warmup = !a->skip_server_warmup;
+    e->watchdog_timeout_s = isnan(a->watchdog_timeout) ? 300 : a->watchdog_timeout;
     if (a->disaggregation_mode && strcmp(a->disaggregation_mode, "null")) {
         e->pd_mode = a->disaggregation_mode;
         e->pd_transfer_backend = a->disaggregation_transfer_backend;

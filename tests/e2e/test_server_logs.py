@@ -33,3 +33,29 @@ def test_batch_lines(sglc_bin, default_model):
 def test_warning_level_hides_them(sglc_bin, default_model):
     log = run_one(sglc_bin, default_model, ["--log-level", "warning"])
     assert "Prefill batch" not in log and "Decode batch" not in log
+
+
+def test_warmup_runs_unless_skipped(sglc_bin, default_model):
+    log = run_one(sglc_bin, default_model, [])
+    assert "warm-up request done" in log
+    assert log.index("warm-up request done") < log.index("fired up and ready")
+    log = run_one(sglc_bin, default_model, ["--skip-server-warmup"])
+    assert "warm-up request done" not in log
+
+
+def test_watchdog_ends_a_stuck_server(sglc_bin, default_model):
+    # one 4,096-token prefill batch takes seconds on a CPU: past a 1 s watchdog
+    s = Server(sglc_bin, default_model, api_key=None,
+               extra=["--watchdog-timeout", "1", "--chunked-prefill-size", "4096"]).wait_ready()
+    try:
+        ids = [(i * 7919) % 40000 + 100 for i in range(4096)]
+        try:
+            requests.post(s.base + "/generate", json={
+                "input_ids": ids, "sampling_params": {"max_new_tokens": 1}}, timeout=120)
+        except requests.exceptions.ConnectionError:
+            pass
+        rc = s.proc.wait(timeout=60)
+    finally:
+        s.stop()
+    assert rc == 1
+    assert "watchdog: one batch has run for" in s.logs()
