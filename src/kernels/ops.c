@@ -1,9 +1,11 @@
-/* Element-wise ops and attention (kernels/ops.h). These are a small share of a forward pass
- * next to the matmuls, so they are plain C except the attention's inner dot products, which
- * take the AVX2 helpers when the backend's ISA allows. */
+/* Element-wise ops and attention (kernels/ops.h). The element-wise ops are a small share of a
+ * forward pass next to the matmuls, so they are plain C. Attention is not (it grows with the
+ * square of a prompt's length): on AVX2 machines it runs the tiled kernel of x86/attn_avx2.c,
+ * elsewhere the scalar path below, which is also the reference the tests compare against. */
 #include "kernels/ops.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "base/fp16.h"
@@ -196,6 +198,8 @@ void kern_kv_store(backend *be, const kv_layer *kv, const float *k, const float 
     }
 }
 
+/* ---- attention: scalar reference path ----------------------------------------------------- */
+
 typedef float (*dot_fn)(const float *q, const void *k, int n);
 typedef void (*axpy_fn)(float *y, float a, const void *x, int n);
 
@@ -221,12 +225,6 @@ static void axpy_bf16_s(float *y, float a, const void *x, int n) {
     const uint16_t *h = x;
     for (int i = 0; i < n; i++) y[i] += a * bf16_to_fp32(h[i]);
 }
-#if defined(__x86_64__)
-static float dot_f32_v(const float *q, const void *k, int n) { return ops_dot_f32_avx2(q, k, n); }
-static float dot_f16_v(const float *q, const void *k, int n) { return ops_dot_f16_avx2(q, k, n); }
-static void axpy_f32_v(float *y, float a, const void *x, int n) { ops_axpy_f32_avx2(y, a, x, n); }
-static void axpy_f16_v(float *y, float a, const void *x, int n) { ops_axpy_f16_avx2(y, a, x, n); }
-#endif
 
 typedef struct {
     const kv_layer *kv;
@@ -242,6 +240,11 @@ typedef struct {
     axpy_fn axpy;
     size_t elem;
 } attn_job;
+
+static int32_t attn_first_key(const attn_batch *ab, int64_t t) {
+    int32_t last = ab->pos[t];
+    return ab->window > 0 && last - ab->window + 1 > 0 ? last - ab->window + 1 : 0;
+}
 
 /* One unit of work is (token, kv head): the query heads that share a kv head (grouped-query
  * attention) are scored and summed in the same pass over its keys and values, so each K/V row
@@ -259,9 +262,8 @@ static void attn_task(void *p, int ith, int nth) {
     for (long u = b; u < e; u++) {
         int64_t t = u / j->n_kv_heads;
         int kvh = (int)(u % j->n_kv_heads);
-        int32_t last = ab->pos[t];
-        int32_t first = ab->window > 0 && last - ab->window + 1 > 0 ? last - ab->window + 1 : 0;
-        int32_t n_keys = last - first + 1;
+        int32_t first = attn_first_key(ab, t);
+        int32_t n_keys = ab->pos[t] - first + 1;
         const int32_t *slots = ab->seq_slots[ab->seq[t]];
         size_t head_off = (size_t)kvh * hd * j->elem;
         const float *q = j->q + (t * j->n_heads + (int64_t)kvh * group) * hd;
@@ -293,31 +295,156 @@ static void attn_task(void *p, int ith, int nth) {
     }
 }
 
-int kern_attention(backend *be, const kv_layer *kv, const float *q, int64_t T, int n_heads,
-                   int n_kv_heads, int head_dim, float scale, const attn_batch *ab, float *out) {
+static int attention_scalar(backend *be, const kv_layer *kv, const float *q, int64_t T,
+                            int n_heads, int n_kv_heads, int head_dim, float scale,
+                            const attn_batch *ab, float *out) {
     int64_t max_keys = 1;
     for (int64_t t = 0; t < T; t++)
         if (ab->pos[t] + 1 > max_keys) max_keys = ab->pos[t] + 1;
     int nth = tp_size(be->tp);
-    if (n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > 64) return -1;
     int64_t per = ((max_keys + 15) & ~(int64_t)15) * (n_heads / n_kv_heads);
     float *scratch = backend_scratch(be, (size_t)(per * nth) * sizeof(float));
     if (!scratch) return -1;
     attn_job j = {kv, q, T, n_heads, n_kv_heads, head_dim, scale, ab, out, scratch, per,
                   NULL, NULL, kv->type == DT_F32 ? 4 : 2};
-    bool vec = false;
-#if defined(__x86_64__)
-    vec = be->isa >= ISA_AVX2;
-    if (vec && kv->type == DT_F32) j.dot = dot_f32_v, j.axpy = axpy_f32_v;
-    else if (vec && kv->type == DT_F16) j.dot = dot_f16_v, j.axpy = axpy_f16_v;
-#endif
-    if (!j.dot) {
-        if (kv->type == DT_F32) j.dot = dot_f32_s, j.axpy = axpy_f32_s;
-        else if (kv->type == DT_F16) j.dot = dot_f16_s, j.axpy = axpy_f16_s;
-        else j.dot = dot_bf16_s, j.axpy = axpy_bf16_s;
-    }
-    (void)vec;
+    if (kv->type == DT_F32) j.dot = dot_f32_s, j.axpy = axpy_f32_s;
+    else if (kv->type == DT_F16) j.dot = dot_f16_s, j.axpy = axpy_f16_s;
+    else j.dot = dot_bf16_s, j.axpy = axpy_bf16_s;
     if (T * n_kv_heads < 2) attn_task(&j, 0, 1);
     else tp_run(be->tp, attn_task, &j);
     return 0;
+}
+
+/* ---- attention: AVX2 tiled path ----------------------------------------------------------- */
+#if defined(__x86_64__)
+
+/* A tile is a run of consecutive tokens of one sequence at consecutive positions (a prefill
+ * chunk): they share most of their keys, so each K/V row is converted once per tile. Tiles only
+ * change speed, never results (x86/ops_x86.h), so their size is a free choice: at most
+ * ATTN_TILE_MAX tokens, with the scores of a tile kept within ATTN_TILE_SCORE_BYTES. */
+#define ATTN_TILE_MAX 16
+#define ATTN_TILE_SCORE_BYTES (512 * 1024)
+
+typedef struct {
+    int64_t t0;
+    int nq;
+} attn_tile;
+
+/* Tokens of the tile that starts at t. */
+static int attn_tile_len(const attn_batch *ab, int64_t T, int64_t t, int group) {
+    int32_t first = attn_first_key(ab, t);
+    int nq = 1;
+    while (t + nq < T && nq < ATTN_TILE_MAX && ab->seq[t + nq] == ab->seq[t] &&
+           ab->pos[t + nq] == ab->pos[t + nq - 1] + 1) {
+        int64_t span = (int64_t)ab->pos[t + nq] - first + 1;
+        if ((size_t)(nq + 1) * (size_t)group * (size_t)(span + 16) * sizeof(float) >
+            ATTN_TILE_SCORE_BYTES)
+            break;
+        nq++;
+    }
+    return nq;
+}
+
+typedef struct {
+    const kv_layer *kv;
+    const float *q;
+    float *out;
+    int n_heads, n_kv_heads, head_dim;
+    float scale;
+    const attn_batch *ab;
+    const attn_tile *tiles;
+    const int32_t *first;
+    long n_units;
+    float *work;
+    size_t work_per_thread;
+    atomic_long next;
+} attn_tiled_job;
+
+/* Units are (tile, kv head), taken from a shared counter, latest tiles first: a causal prefill's
+ * later tokens see more keys, so static ranges would leave one thread with most of the work. */
+static void attn_tiled_task(void *p, int ith, int nth) {
+    (void)nth;
+    attn_tiled_job *j = p;
+    float *work = j->work + (size_t)ith * j->work_per_thread;
+    int group = j->n_heads / j->n_kv_heads;
+    for (;;) {
+        long u = atomic_fetch_add(&j->next, 1);
+        if (u >= j->n_units) break;
+        u = j->n_units - 1 - u;
+        const attn_tile *tl = &j->tiles[u / j->n_kv_heads];
+        int kvh = (int)(u % j->n_kv_heads);
+        int64_t qoff = (tl->t0 * j->n_heads + (int64_t)kvh * group) * j->head_dim;
+        ops_attn_tile t = {
+            .q = j->q + qoff,
+            .out = j->out + qoff,
+            .q_stride = (int64_t)j->n_heads * j->head_dim,
+            .nq = tl->nq,
+            .group = group,
+            .head_dim = j->head_dim,
+            .scale = j->scale,
+            .first = j->first + tl->t0,
+            .last = j->ab->pos + tl->t0,
+            .slots = j->ab->seq_slots[j->ab->seq[tl->t0]],
+            .kv_type = j->kv->type,
+            .k = j->kv->k,
+            .v = j->kv->v,
+            .row_elems = j->kv->row_elems,
+            .head_off = (int64_t)kvh * j->head_dim,
+        };
+        ops_attn_tile_avx2(&t, work);
+    }
+}
+
+static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+static int attention_tiled(backend *be, const kv_layer *kv, const float *q, int64_t T,
+                           int n_heads, int n_kv_heads, int head_dim, float scale,
+                           const attn_batch *ab, float *out) {
+    int group = n_heads / n_kv_heads;
+    long n_tiles = 0;
+    size_t work = 0;
+    for (int64_t t = 0; t < T; n_tiles++) {
+        int nq = attn_tile_len(ab, T, t, group);
+        size_t w = ops_attn_tile_work_avx2(nq, group, head_dim,
+                                           (int64_t)ab->pos[t + nq - 1] - attn_first_key(ab, t) + 1);
+        if (w > work) work = w;
+        t += nq;
+    }
+    work = (work + 15) & ~(size_t)15;
+    int nth = tp_size(be->tp);
+    size_t tiles_bytes = align64((size_t)n_tiles * sizeof(attn_tile));
+    size_t first_bytes = align64((size_t)T * sizeof(int32_t));
+    uint8_t *scratch =
+        backend_scratch(be, tiles_bytes + first_bytes + (size_t)nth * work * sizeof(float));
+    if (!scratch) return -1;
+    attn_tile *tiles = (attn_tile *)scratch;
+    int32_t *first = (int32_t *)(scratch + tiles_bytes);
+    for (int64_t t = 0; t < T; t++) first[t] = attn_first_key(ab, t);
+    n_tiles = 0;
+    for (int64_t t = 0; t < T; n_tiles++) {
+        tiles[n_tiles] = (attn_tile){t, attn_tile_len(ab, T, t, group)};
+        t += tiles[n_tiles].nq;
+    }
+    attn_tiled_job j = {.kv = kv, .q = q, .out = out, .n_heads = n_heads,
+                        .n_kv_heads = n_kv_heads, .head_dim = head_dim, .scale = scale, .ab = ab,
+                        .tiles = tiles, .first = first, .n_units = n_tiles * n_kv_heads,
+                        .work = (float *)(scratch + tiles_bytes + first_bytes),
+                        .work_per_thread = work};
+    atomic_init(&j.next, 0);
+    if (j.n_units < 2) attn_tiled_task(&j, 0, 1);
+    else tp_run(be->tp, attn_tiled_task, &j);
+    return 0;
+}
+#endif
+
+int kern_attention(backend *be, const kv_layer *kv, const float *q, int64_t T, int n_heads,
+                   int n_kv_heads, int head_dim, float scale, const attn_batch *ab, float *out) {
+    if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > 64) return -1;
+    if (T <= 0) return 0;
+#if defined(__x86_64__)
+    if (be->isa >= ISA_AVX2 && head_dim % 8 == 0 &&
+        (kv->type == DT_F32 || kv->type == DT_F16 || kv->type == DT_BF16))
+        return attention_tiled(be, kv, q, T, n_heads, n_kv_heads, head_dim, scale, ab, out);
+#endif
+    return attention_scalar(be, kv, q, T, n_heads, n_kv_heads, head_dim, scale, ab, out);
 }
