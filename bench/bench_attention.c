@@ -1,10 +1,7 @@
 /* Attention time (kern_attention, one layer) on SmolLM2-135M's shapes (9 query heads, 3 kv
  * heads, head_dim 64): a causal prefill of T tokens of one sequence, and decode steps (one token
- * per sequence, B sequences with `ctx` keys each). Not a test: it prints. Build by hand against
- * a kernels build, e.g.
- *   cmake -S . -B build-attn -DSGLC_ONLY="base;kernels" && cmake --build build-attn -j2
- *   gcc -O2 -std=c17 -D_GNU_SOURCE -Isrc bench/bench_attention.c build-attn/libsglc_core.a \
- *       -lm -lpthread -o build-attn/bench_attention
+ * per sequence, B sequences with `ctx` keys each). Not a test: it prints. `make` builds it as
+ * build/bench_attention.
  * Usage: bench_attention [threads=2] [kv types=f16,f32] [isa list=all the CPU has]
  * Times are medians of several runs (the machine may be shared), in ms per layer; x30 layers
  * gives the model's attention time per forward pass. */
