@@ -164,3 +164,17 @@ def test_metrics_and_no_leak(cluster):
     assert used_tokens_after_flush(cluster.prefill) == 0
     load = wait_idle(cluster.decode)
     assert load["num_reqs"] == 0 and load["num_tokens"] == 0
+
+
+def test_fake_transfer_backend(sglc_bin, default_model, colocated):
+    # SGLang's `fake` backend moves no KV: the decode server computes the prompt itself and the
+    # prefill server's answer is the first token only
+    c = Cluster(sglc_bin, default_model, extra=["--disaggregation-transfer-backend", "fake"])
+    try:
+        for p in SEEDS[:3]:
+            assert generate(c.lb.base, p)["output_ids"] == generate(colocated.base, p)["output_ids"]
+        assert "transfer backend fake" in c.prefill.logs()
+        assert wait_idle(c.decode)["num_tokens"] == 0
+    finally:
+        rcs = c.stop()
+    assert rcs == {"lb": 0, "decode": 0, "prefill": 0}, rcs
