@@ -61,31 +61,58 @@ static int32_t pair_rank(const tokenizer *t, const tok_scratch *s, int32_t i, in
     return p->rank;
 }
 
-/* Initial symbols: bytes for byte-level vocabularies, else UTF-8 characters, each with byte
- * fallback or unk when the vocabulary lacks it. Returns the count or -1 on OOM. */
+static void push_sym(tok_scratch *s, long *k, int32_t id, size_t start, size_t len) {
+    s->sym[*k] = id, s->start[*k] = (uint32_t)start, s->len[*k] = (uint32_t)len;
+    (*k)++;
+}
+
+/* Initial symbols: bytes for byte-level vocabularies, else UTF-8 characters. A character the
+ * vocabulary lacks goes as HF's BPE::merge_word has it: with byte_fallback, one <0xXX> symbol
+ * per byte when the vocabulary has all of them; else the unk token, consecutive ones fused into
+ * one when fuse_unk; else (no unk token) it is dropped, and its neighbours may merge across the
+ * gap. A pending unk is only written out before the next known character or at the end, so
+ * byte-fallback symbols that come between go before it (HF's order). Returns the count, or -1
+ * on OOM. */
 static long init_symbols(const tokenizer *t, const uint8_t *w, size_t n, tok_scratch *s) {
     if (!tok_scratch_reserve(s, n)) return -1;
     long k = 0;
     size_t off = 0;
+    bool unk_pending = false;
+    uint32_t unk_start = 0, unk_len = 0;
     while (off < n) {
         size_t cl = t->byte_level ? 1 : tok_utf8_len(w[off]);
         if (cl > n - off) cl = n - off;
         int32_t id = t->byte_level ? t->byte_tok[w[off]]
                                    : tok_strmap_get(&t->by_text, (const char *)w + off, cl);
-        if (id < 0 && !t->byte_level && t->byte_fallback) {
-            /* One symbol per byte, as HF's BPE does before merging. */
-            for (size_t b = 0; b < cl; b++) {
-                s->sym[k] = t->byte_tok[w[off + b]] >= 0 ? t->byte_tok[w[off + b]] : t->unk;
-                s->start[k] = (uint32_t)(off + b), s->len[k] = 1, k++;
-            }
+        if (id >= 0) {
+            if (unk_pending) push_sym(s, &k, t->unk, unk_start, unk_len);
+            unk_pending = false;
+            push_sym(s, &k, id, off, cl);
             off += cl;
             continue;
         }
-        if (id < 0) id = t->unk;
-        s->sym[k] = id;
-        s->start[k] = (uint32_t)off, s->len[k] = (uint32_t)cl, k++;
+        if (!t->byte_level && t->byte_fallback) {
+            bool all = true;
+            for (size_t b = 0; b < cl && all; b++)
+                all = t->byte_tok[w[off + b]] >= 0;
+            if (all) {
+                for (size_t b = 0; b < cl; b++)
+                    push_sym(s, &k, t->byte_tok[w[off + b]], off + b, 1);
+                off += cl;
+                continue;
+            }
+        }
+        if (t->unk >= 0) {
+            if (unk_pending && t->fuse_unk) {
+                unk_len += (uint32_t)cl;
+            } else {
+                if (unk_pending) push_sym(s, &k, t->unk, unk_start, unk_len);
+                unk_pending = true, unk_start = (uint32_t)off, unk_len = (uint32_t)cl;
+            }
+        }
         off += cl;
     }
+    if (unk_pending) push_sym(s, &k, t->unk, unk_start, unk_len);
     for (long i = 0; i < k; i++) {
         s->prev[i] = (int32_t)i - 1;
         s->next[i] = i + 1 < k ? (int32_t)i + 1 : -1;
@@ -132,7 +159,7 @@ bool tok_bpe_word(const tokenizer *t, const uint8_t *w, size_t n, tok_scratch *s
         if (id >= 0) return tok_ids_push(out, id);
     }
     long k = init_symbols(t, w, n, s);
-    if (k < 0) return false;
+    if (k <= 0) return k == 0; /* every character dropped: nothing to emit */
     if (k > WORD_SCAN_MAX) {
         bool ok = bpe_long(t, k, s);
         for (int32_t i = 0; i >= 0 && ok; i = s->next[i])

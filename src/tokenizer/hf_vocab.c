@@ -197,8 +197,27 @@ static bool add_pre(tokenizer *t, json_t *n, ctx_t *c) {
             FAIL(c, "pre_tokenizer Split: unknown behavior");
         }
         st.kind = TOK_HF_SPLIT;
-        bool ok = tok_pretok_add(&st.pre, re, len, b, json_is_true(json_object_get(n, "invert")),
-                                 err, sizeof err);
+        bool invert = json_is_true(json_object_get(n, "invert"));
+        /* HF runs Split with Oniguruma's Ruby syntax, where ^ and $ always match at lines
+         * (before and after \n only) and . excludes \n alone: PCRE2's MULTILINE with LF
+         * newlines. Known gaps: Ruby's (?m) (dotall there) and \h (a hex digit there) are
+         * passed to PCRE2 untranslated. */
+        static const char hf_opts[] = "(*LF)(?m)";
+        char *full = malloc(sizeof hf_opts + len);
+        bool ok = full != NULL;
+        if (ok) {
+            memcpy(full, hf_opts, sizeof hf_opts - 1);
+            memcpy(full + sizeof hf_opts - 1, re, len);
+            ok = tok_pretok_add(&st.pre, full, sizeof hf_opts - 1 + len, b, invert, err,
+                                sizeof err);
+            /* The message should quote the file's pattern, not ours. */
+            tok_pretok probe = {0};
+            if (!ok && !tok_pretok_add(&probe, re, len, b, invert, err, sizeof err)) ok = false;
+            tok_pretok_free(&probe);
+        } else {
+            snprintf(err, sizeof err, "out of memory");
+        }
+        free(full);
         free(re);
         if (!ok) FAIL(c, "%s", err);
         return push_pre(t, st, c);
@@ -472,10 +491,11 @@ static void load_configs(tokenizer *t, const char *dir) {
     json_t *cfg = json_load_file(path, 0, NULL);
     if (cfg) {
         int32_t b = config_token(t, cfg, "bos_token"), e = config_token(t, cfg, "eos_token");
-        int32_t u = config_token(t, cfg, "unk_token"), p = config_token(t, cfg, "pad_token");
+        /* No unk_token here: the encoder's unk is the model's alone (HF's BPE drops unknown
+         * characters when the model has none, whatever tokenizer_config.json says). */
+        int32_t p = config_token(t, cfg, "pad_token");
         if (b >= 0) t->bos = b;
         if (e >= 0) t->eos = e;
-        if (u >= 0) t->unk = u;
         if (p >= 0) t->pad = p;
         json_decref(cfg);
     }
@@ -578,6 +598,7 @@ static bool load_json(tokenizer **out, json_t *root, ctx_t *c) {
     t->hf = true;
     t->model = TOK_MODEL_BPE;
     t->byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
+    t->fuse_unk = json_is_true(json_object_get(model, "fuse_unk"));
     t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
     for (size_t k = 0; k < t->n_vocab; k++)
         t->type[k] = TOK_TYPE_UNUSED;

@@ -1,7 +1,8 @@
 /* The pre-tokenizer's regex steps (pretok.h). The regex lists per tokenizer.ggml.pre name are
  * those llama.cpp runs (src/llama-vocab.cpp); PCRE2 runs them directly on UTF-8 with Unicode
  * properties, where llama.cpp rewrites them for std::regex. $ matches only at the very end
- * (PCRE2_DOLLAR_ENDONLY), as in ECMAScript and Rust; invalid UTF-8 in the text is matched as
+ * (PCRE2_DOLLAR_ENDONLY), as in ECMAScript and Rust, unless the pattern asks for (?m) (HF's
+ * Split steps do: hf_vocab.c); invalid UTF-8 in the text is matched as
  * non-characters instead of failing (PCRE2_MATCH_INVALID_UTF). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer/pretok.h"
@@ -274,107 +275,91 @@ static bool spans_push(tok_spans *s, size_t off, size_t len) {
     return true;
 }
 
-/* Pieces of one fragment, before the behavior decides what to keep: alternating gaps and
- * matches, each flagged. */
+/* Pieces of one fragment, before the behavior decides what to keep: gaps and matches, each
+ * flagged, in order. Matches may be empty (an anchor or a lookaround): HF keeps those as
+ * pieces, so they still cut the text, and the behaviors fold them like any other. */
 typedef struct {
     size_t off, len;
     bool match;
 } piece;
 
-static bool emit(tok_spans *out, const piece *pc, size_t n, tok_split_behavior b) {
-    switch (b) {
-    case TOK_SPLIT_ISOLATED:
-        for (size_t i = 0; i < n; i++)
-            if (!spans_push(out, pc[i].off, pc[i].len)) return false;
+/* Adds p to the group being built (*cur, *have), or closes that group into out first. */
+static bool group(tok_spans *out, piece *cur, bool *have, piece p, bool join) {
+    if (join && *have) {
+        cur->len = p.off + p.len - cur->off;
         return true;
-    case TOK_SPLIT_REMOVED:
-        for (size_t i = 0; i < n; i++)
-            if (!pc[i].match && !spans_push(out, pc[i].off, pc[i].len)) return false;
-        return true;
-    case TOK_SPLIT_MERGED_WITH_PREVIOUS: {
-        /* A match joins the piece before it. */
-        size_t cur_off = 0, cur_len = 0;
-        bool have = false;
-        for (size_t i = 0; i < n; i++) {
-            if (pc[i].match && have) {
-                cur_len += pc[i].len;
-            } else {
-                if (have && !spans_push(out, cur_off, cur_len)) return false;
-                cur_off = pc[i].off, cur_len = pc[i].len, have = true;
-            }
-        }
-        return !have || spans_push(out, cur_off, cur_len);
     }
-    case TOK_SPLIT_MERGED_WITH_NEXT: {
-        /* A match starts a piece that takes the following gap. */
-        size_t cur_off = 0, cur_len = 0;
-        bool have = false, open_match = false;
-        for (size_t i = 0; i < n; i++) {
-            if (!pc[i].match && open_match) {
-                cur_len += pc[i].len;
-                open_match = false;
-            } else {
-                if (have && !spans_push(out, cur_off, cur_len)) return false;
-                cur_off = pc[i].off, cur_len = pc[i].len, have = true;
-                open_match = pc[i].match;
-            }
-        }
-        return !have || spans_push(out, cur_off, cur_len);
-    }
-    case TOK_SPLIT_CONTIGUOUS: {
-        /* Consecutive matches join into one piece. */
-        size_t cur_off = 0, cur_len = 0;
-        bool have = false, prev_match = false;
-        for (size_t i = 0; i < n; i++) {
-            if (pc[i].match && prev_match && have) {
-                cur_len += pc[i].len;
-            } else {
-                if (have && !spans_push(out, cur_off, cur_len)) return false;
-                cur_off = pc[i].off, cur_len = pc[i].len, have = true;
-            }
-            prev_match = pc[i].match;
-        }
-        return !have || spans_push(out, cur_off, cur_len);
-    }
-    }
+    if (*have && !spans_push(out, cur->off, cur->len)) return false;
+    *cur = p, *have = true;
     return true;
 }
 
-/* Splits one fragment by one step; pieces buffer grows as needed. */
+/* The behaviors as HF's NormalizedString::split folds its pieces; empty results are dropped. */
+static bool emit(tok_spans *out, const piece *pc, size_t n, tok_split_behavior b) {
+    piece cur = {0};
+    bool have = false, prev_match = false;
+    for (size_t i = 0; i < n; i++) {
+        bool ok = true;
+        switch (b) {
+        case TOK_SPLIT_ISOLATED:
+            ok = spans_push(out, pc[i].off, pc[i].len);
+            break;
+        case TOK_SPLIT_REMOVED:
+            ok = pc[i].match || spans_push(out, pc[i].off, pc[i].len);
+            break;
+        case TOK_SPLIT_MERGED_WITH_PREVIOUS: /* a match after a non-match joins it */
+            ok = group(out, &cur, &have, pc[i], pc[i].match && !prev_match);
+            break;
+        case TOK_SPLIT_MERGED_WITH_NEXT: /* a match before a non-match takes it */
+            ok = group(out, &cur, &have, pc[i], !pc[i].match && prev_match);
+            break;
+        case TOK_SPLIT_CONTIGUOUS: /* runs of matches (and of non-matches) join */
+            ok = group(out, &cur, &have, pc[i], pc[i].match == prev_match);
+            break;
+        }
+        if (!ok) return false;
+        prev_match = pc[i].match;
+    }
+    return !have || spans_push(out, cur.off, cur.len);
+}
+
+static bool piece_push(piece **pcs, size_t *n, size_t *pcap, piece p) {
+    if (*n == *pcap) {
+        size_t cap = *pcap ? 2 * *pcap : 64;
+        piece *p2 = realloc(*pcs, cap * sizeof *p2);
+        if (!p2) return false;
+        *pcs = p2, *pcap = cap;
+    }
+    (*pcs)[(*n)++] = p;
+    return true;
+}
+
+/* Splits one fragment by one step; pieces buffer grows as needed. Matches are found as the onig
+ * crate's find_iter does (HF's Split): an empty match where the last match ended is refused and
+ * the search moves on by one character; the end of the fragment is a place to search too. */
 static bool split_fragment(const tok_pretok_step *st, tok_pretok_run *r, const char *text,
                            size_t off, size_t len, piece **pcs, size_t *pcap, tok_spans *out) {
     const uint8_t *s = (const uint8_t *)text + off;
-    size_t n = 0, pos = 0;
-    while (pos < len) {
+    size_t n = 0, pos = 0, prev = 0, last_match_end = 0;
+    bool matched = false;
+    while (pos <= len) {
         int rc = pcre2_match(st->code, s, len, pos, 0, r->md, r->mc);
         if (rc < 0) break; /* no (more) matches, or a matching limit: keep the rest whole */
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
         size_t ms = ov[0], me = ov[1];
-        if (me <= ms) { /* empty match: step over one character */
-            pos = ms + tok_utf8_len(s[ms < len ? ms : len - 1]);
+        if (ms > me || me > len || ms < prev) break; /* \K tricks: keep the rest whole */
+        if (ms == me && matched && last_match_end == me) {
+            pos += pos < len ? tok_utf8_len(s[pos]) : 1;
             continue;
         }
-        if (n + 2 > *pcap) {
-            size_t cap = *pcap ? 2 * *pcap : 64;
-            piece *p2 = realloc(*pcs, cap * sizeof *p2);
-            if (!p2) return false;
-            *pcs = p2, *pcap = cap;
-        }
-        size_t gap_start = n ? (*pcs)[n - 1].off + (*pcs)[n - 1].len - off : 0;
-        if (ms > gap_start) (*pcs)[n++] = (piece){off + gap_start, ms - gap_start, st->invert};
-        (*pcs)[n++] = (piece){off + ms, me - ms, !st->invert};
-        pos = me;
+        pos = last_match_end = me, matched = true;
+        if (ms > prev && !piece_push(pcs, &n, pcap, (piece){off + prev, ms - prev, st->invert}))
+            return false;
+        if (!piece_push(pcs, &n, pcap, (piece){off + ms, me - ms, !st->invert})) return false;
+        prev = me;
     }
-    size_t tail = n ? (*pcs)[n - 1].off + (*pcs)[n - 1].len - off : 0;
-    if (tail < len) {
-        if (n + 1 > *pcap) {
-            size_t cap = *pcap ? 2 * *pcap : 64;
-            piece *p2 = realloc(*pcs, cap * sizeof *p2);
-            if (!p2) return false;
-            *pcs = p2, *pcap = cap;
-        }
-        (*pcs)[n++] = (piece){off + tail, len - tail, st->invert};
-    }
+    if (prev < len && !piece_push(pcs, &n, pcap, (piece){off + prev, len - prev, st->invert}))
+        return false;
     return emit(out, *pcs, n, st->behavior);
 }
 

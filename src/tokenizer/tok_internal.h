@@ -87,6 +87,7 @@ struct tokenizer {
     tok_model model;
     bool byte_level;       /* GPT-2 byte<->unicode map between bytes and token text */
     bool byte_fallback;    /* unknown characters become <0xXX> tokens */
+    bool fuse_unk;         /* HF BPE: consecutive unknown characters make one unk token */
     bool add_space_prefix; /* SPM dummy prefix: a space before the text (and after specials) */
     bool ignore_merges;    /* a whole pre-token word that is a token is taken as is */
     bool add_bos, add_eos;
