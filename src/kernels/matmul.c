@@ -20,6 +20,11 @@
 
 #define MM_L1_WEIGHT_BYTES (32 * 1024)  /* weights of one row chunk, kept near the core */
 #define MM_L2_ACT_BYTES (256 * 1024)    /* activations of one token block */
+/* Up to this many tokens (decode), every thread quantizes all of X into its own copy instead
+ * of sharing one, which saves the pool's second fork-join per matmul (211 per SmolLM2 decode
+ * step; each waits for a helper that another process may have descheduled) for a microsecond
+ * of repeated work. Each copy is made by the same function from the same X: the same bytes. */
+#define MM_PRIVATE_ACT_T 4
 
 /* ---- scalar path: one pair at a time, the same code for every pair ---- */
 
@@ -154,6 +159,8 @@ typedef struct {
     const float *X;
     int64_t T, n_out;
     int64_t chunk, n_chunks, t_block;
+    bool private_act;      /* each thread quantizes X into x + ith * act_bytes */
+    size_t act_bytes;
     atomic_long next;
 } mm_job;
 
@@ -168,37 +175,47 @@ static kern_mm_rows_fn rows_fn(isa_level isa) {
     return kern_mm_rows_scalar;
 }
 
-static void quantize_task(void *ctx, int ith, int nth) {
-    mm_job *job = ctx;
-    long t0, t1;
-    tp_split((long)job->T, ith, nth, &t0, &t1);
+/* Quantizes tokens [t0, t1) of X into the activation rows at x. */
+static void quantize_rows(const mm_job *job, void *x, long t0, long t1) {
     const int64_t n = job->a.n_in;
     for (long t = t0; t < t1; t++) {
-        const float *x = job->X + t * n;
-        char *row = (char *)job->a.x + t * job->a.x_stride;
+        const float *xf = job->X + t * n;
+        char *row = (char *)x + t * job->a.x_stride;
         switch (job->act) {
         case ACT_LEGACY:
 #if defined(__x86_64__)
             if (job->isa >= ISA_AVX2) {
-                kern_mm_act_avx2(x, row, n);
+                kern_mm_act_avx2(xf, row, n);
                 break;
             }
 #endif
-            quant_act_row_scalar(x, row, n);
+            quant_act_row_scalar(xf, row, n);
             break;
-        case ACT_Q8K: kq_quantize_row_q8_K(x, (block_q8_K *)row, n); break;
+        case ACT_Q8K: kq_quantize_row_q8_K(xf, (block_q8_K *)row, n); break;
         case ACT_I8:
-            quant_act_i8_row_scalar(x, (int8_t *)row, (float *)&job->a.x_scale[t], n);
+            quant_act_i8_row_scalar(xf, (int8_t *)row, (float *)&job->a.x_scale[t], n);
             break;
         case ACT_NONE: break;
         }
     }
 }
 
+static void quantize_task(void *ctx, int ith, int nth) {
+    mm_job *job = ctx;
+    long t0, t1;
+    tp_split((long)job->T, ith, nth, &t0, &t1);
+    quantize_rows(job, (void *)job->a.x, t0, t1);
+}
+
 static void rows_task(void *ctx, int ith, int nth) {
-    (void)ith, (void)nth;
+    (void)nth;
     mm_job *job = ctx;
     kern_mm_rows_fn rows = rows_fn(job->isa);
+    kern_mm_args a = job->a;
+    if (job->private_act) {
+        a.x = (const char *)job->a.x + (size_t)ith * job->act_bytes;
+        quantize_rows(job, (void *)a.x, 0, (long)job->T);
+    }
     for (;;) {
         long c = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
         if (c >= job->n_chunks) break;
@@ -207,9 +224,9 @@ static void rows_task(void *ctx, int ith, int nth) {
         for (int64_t t0 = 0; t0 < job->T; t0 += job->t_block) {
             int64_t t1 = t0 + job->t_block < job->T ? t0 + job->t_block : job->T;
             if (job->act == ACT_Q8K)
-                kq_rows(&job->a, job->isa, r0, r1, t0, t1);
+                kq_rows(&a, job->isa, r0, r1, t0, t1);
             else
-                rows(&job->a, r0, r1, t0, t1);
+                rows(&a, r0, r1, t0, t1);
         }
     }
 }
@@ -234,7 +251,7 @@ static int run_job(backend *be, mm_job *job) {
     tb &= ~(int64_t)3;
     job->t_block = tb < 4 ? 4 : tb;
     atomic_init(&job->next, 0);
-    if (job->act != ACT_NONE) tp_run(be->tp, quantize_task, job);
+    if (job->act != ACT_NONE && !job->private_act) tp_run(be->tp, quantize_task, job);
     tp_run(be->tp, rows_task, job);
     return 0;
 }
@@ -284,7 +301,10 @@ int kern_matmul(backend *be, const tensor_view *W, const float *X, int64_t T, fl
         break;
     }
     if (job.act != ACT_NONE) {
-        void *scratch = backend_scratch(be, job.a.x_stride * (size_t)T);
+        int nth = be->tp ? tp_size(be->tp) : 1;
+        job.act_bytes = (job.a.x_stride * (size_t)T + 63) & ~(size_t)63;
+        job.private_act = T <= MM_PRIVATE_ACT_T;
+        void *scratch = backend_scratch(be, job.act_bytes * (size_t)(job.private_act ? nth : 1));
         if (!scratch) return -1;
         job.a.x = scratch;
     }

@@ -1,5 +1,6 @@
 /* The AVX2 + FMA + F16C matmul path: 2 weight rows x 4 tokens per register tile (8 float
- * accumulators of 8 lanes, the most that 16 ymm registers hold next to the operands), integer
+ * accumulators of 8 lanes, the most that 16 ymm registers hold next to the operands), and
+ * 4 rows x 1 token when a call has one token (decode: four weight streams in flight), integer
  * dot products through vpmaddubsw + vpmaddwd. The kernels themselves are in
  * x86/matmul_tiles.h, shared with the AVX-512 path. */
 #include <immintrin.h>
@@ -14,6 +15,7 @@ static inline __m256i avx2_dot_u8(__m256i w, __m256i x) {
 }
 
 #define MM_R 2
+#define MM_R1 4
 #define MM_T 4
 #define MM_NAME(x) avx2_##x
 #define MM_DOT_U8(w, x) avx2_dot_u8(w, x)
