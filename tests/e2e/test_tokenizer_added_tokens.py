@@ -7,7 +7,6 @@ normalized true/false, lstrip, rstrip, special), saves tokenizer.json and checks
 characters of many scripts next to a single_word token, Unicode spaces next to lstrip/rstrip
 tokens, overlapping tokens, tokens that only match after normalizing. Binary: $SGLC_BIN."""
 import json
-import subprocess
 
 import pytest
 
@@ -16,6 +15,7 @@ from conftest import run
 tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import AddedToken, Regex, decoders, models, normalizers  # noqa: E402
 from tokenizers import pre_tokenizers, trainers  # noqa: E402
+from conftest import sglc_ids
 
 TRAIN = [
     "the cat sat on the mat with a dog and a catalog of cats",
@@ -126,15 +126,6 @@ CASES = {
     "metaspace-always-nfd": metaspace(normalizers.NFD(), "always"),
     "spm-style-prepend": spm_style,
 }
-
-
-def sglc_ids(sglc_bin, tj, texts, tmp_path):
-    inp = tmp_path / "in.jsonl"
-    inp.write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
-    out = subprocess.run([sglc_bin, "tokenize", "--model-path", str(tj), "--input-file", str(inp)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return [json.loads(line) for line in out.stdout.splitlines()]
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -14,6 +14,7 @@ import pytest
 
 tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers  # noqa: E402
+from conftest import sglc_ids
 
 TRAIN = [
     "the cat sat on the mat with a dog and a catalog of cats",
@@ -39,15 +40,6 @@ UNK_TEXTS += [
 ]
 for ch in UNKNOWN:
     UNK_TEXTS += [ch + "cat", "cat" + ch, "c" + ch + "at", ch + ch + "the" + ch, ch * 3]
-
-
-def sglc_ids(sglc_bin, tj, texts, tmp_path):
-    inp = tmp_path / "in.jsonl"
-    inp.write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
-    out = subprocess.run([sglc_bin, "tokenize", "--model-path", str(tj), "--input-file", str(inp)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return [json.loads(line) for line in out.stdout.splitlines()]
 
 
 def check_parity(sglc_bin, tok_json, texts, tmp_path):

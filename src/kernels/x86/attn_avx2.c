@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kernels/x86/ops_x86.h"
+#include "kernels/x86/simd_avx2.h"
 
 /* Keys per block: a converted block of K (or V) stays within ~16 KiB, half of L1. */
 static int block_keys(int hd) {
@@ -27,14 +28,6 @@ size_t ops_attn_tile_work_avx2(int nq, int group, int head_dim, int64_t span) {
     return (size_t)nq * (size_t)group * (size_t)score_stride(span) +
            (size_t)block_keys(head_dim) * (size_t)head_dim + (size_t)head_dim +
            (size_t)nq * (size_t)group;
-}
-
-static inline float hsum256(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
 }
 
 static inline float hmax256(__m256 v) {
@@ -172,7 +165,7 @@ static float softmax_row(float *s, int64_t n) {
         _mm256_storeu_ps(s + i, e);
         sum = _mm256_add_ps(sum, _mm256_and_ps(e, keep));
     }
-    return 1.0f / hsum256(sum);
+    return 1.0f / simd_hsum256(sum);
 }
 
 void ops_attn_tile_avx2(const ops_attn_tile *t, float *work) {

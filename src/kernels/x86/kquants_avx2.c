@@ -13,18 +13,11 @@
 #include <string.h>
 
 #include "kernels/kquants.h"
+#include "kernels/x86/simd_avx2.h"
 
 #define KQ_INLINE static inline __attribute__((always_inline))
 
 enum { KQ_TILE_MAX = 4 };
-
-static inline float hsum256(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
 
 static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
@@ -178,7 +171,7 @@ KQ_INLINE void tile_run(dtype_t type, int64_t n, const char *w, size_t w_stride,
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) out[(size_t)t * out_stride + r] = hsum256(acc[r][t]);
+        for (int t = 0; t < nt; t++) out[(size_t)t * out_stride + r] = simd_hsum256(acc[r][t]);
 }
 
 static int supported(dtype_t type) { return type == DT_Q4_K || type == DT_Q5_K || type == DT_Q6_K; }
