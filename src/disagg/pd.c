@@ -155,6 +155,18 @@ int64_t pd_sender_dst_tokens(pd_manager *m, uint64_t room) {
     return n;
 }
 
+/* Hands j to the transfer thread; its room is busy until the thread is done with it. */
+static void push_job(pd_manager *m, pd_job *j) {
+    pthread_mutex_lock(&m->mu);
+    pd_room *r = pd_room_find(m, j->room);
+    if (r) r->busy = true;
+    if (m->jobs_tail) m->jobs_tail->next = j;
+    else m->jobs_head = j;
+    m->jobs_tail = j;
+    pthread_cond_signal(&m->job_cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
 int pd_sender_send(pd_manager *m, uint64_t room, const int32_t *slots, int64_t n,
                    const pd_aux *aux) {
     pd_job *j = calloc(1, sizeof *j);
@@ -168,14 +180,7 @@ int pd_sender_send(pd_manager *m, uint64_t room, const int32_t *slots, int64_t n
     j->n = n;
     memcpy(j->src, slots, (size_t)n * sizeof(int32_t));
     j->aux = *aux;
-    pthread_mutex_lock(&m->mu);
-    pd_room *r = pd_room_find(m, room);
-    if (r) r->busy = true;
-    if (m->jobs_tail) m->jobs_tail->next = j;
-    else m->jobs_head = j;
-    m->jobs_tail = j;
-    pthread_cond_signal(&m->job_cv);
-    pthread_mutex_unlock(&m->mu);
+    push_job(m, j);
     return 0;
 }
 
@@ -188,14 +193,7 @@ void pd_sender_abort(pd_manager *m, uint64_t room, const char *why) {
     j->room = room;
     j->abort = true;
     snprintf(j->why, sizeof j->why, "%s", why);
-    pthread_mutex_lock(&m->mu);
-    pd_room *r = pd_room_find(m, room);
-    if (r) r->busy = true;
-    if (m->jobs_tail) m->jobs_tail->next = j;
-    else m->jobs_head = j;
-    m->jobs_tail = j;
-    pthread_cond_signal(&m->job_cv);
-    pthread_mutex_unlock(&m->mu);
+    push_job(m, j);
 }
 
 int pd_receiver_new(pd_manager *m, uint64_t room, const char *host, int port) {

@@ -97,15 +97,22 @@ static void on_session(http_call *c, int status, const char *body, size_t len, c
     free(tc);
 }
 
+/* The common start of the lookup callbacks: the call's context (freed) and a 200's JSON body. */
+static json_t *take_answer(void *ud, pd_manager **m, pd_target **t, int status, const char *body,
+                           size_t len) {
+    target_call *tc = ud;
+    *m = tc->m, *t = tc->t;
+    free(tc);
+    return status == 200 && body ? json_loadb(body, len, 0, NULL) : NULL;
+}
+
 static void on_rank(http_call *c, int status, const char *body, size_t len, const char *err,
                     void *ud) {
-    (void)c, (void)len;
-    target_call *tc = ud;
-    pd_manager *m = tc->m;
-    pd_target *t = tc->t;
-    free(tc);
+    (void)c;
+    pd_manager *m;
+    pd_target *t;
     char why[300];
-    json_t *j = status == 200 ? json_loads(body, 0, NULL) : NULL;
+    json_t *j = take_answer(ud, &m, &t, status, body, len);
     const char *ip = json_string_value(json_object_get(j, "rank_ip"));
     json_int_t port = json_integer_value(json_object_get(j, "rank_port"));
     if (!ip || port < 1 || port > 65535) {
@@ -136,13 +143,11 @@ static void on_rank(http_call *c, int status, const char *body, size_t len, cons
 
 static void on_sizes(http_call *c, int status, const char *body, size_t len, const char *err,
                      void *ud) {
-    (void)c, (void)len;
-    target_call *tc = ud;
-    pd_manager *m = tc->m;
-    pd_target *t = tc->t;
-    free(tc);
+    (void)c;
+    pd_manager *m;
+    pd_target *t;
     char why[300];
-    json_t *j = status == 200 ? json_loads(body, 0, NULL) : NULL;
+    json_t *j = take_answer(ud, &m, &t, status, body, len);
     json_int_t tp = json_integer_value(json_object_get(j, "prefill_attn_tp_size"));
     json_int_t dp = json_integer_value(json_object_get(j, "prefill_dp_size"));
     json_int_t pp = json_integer_value(json_object_get(j, "prefill_pp_size"));

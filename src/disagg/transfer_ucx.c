@@ -657,29 +657,6 @@ static void exec(ucx_engine *e, cmd *c) {
     }
 }
 
-/* Runs a command on the progress thread (directly when already on it) and waits for it. */
-static int run_sync(ucx_engine *e, cmd *c, char *err, size_t err_len) {
-    c->sync = true;
-    if (pthread_equal(pthread_self(), e->thread)) {
-        exec(e, c);
-    } else {
-        pthread_mutex_lock(&e->mu);
-        c->next = NULL;
-        if (e->q_tail)
-            e->q_tail->next = c;
-        else
-            e->q_head = c;
-        e->q_tail = c;
-        pthread_mutex_unlock(&e->mu);
-        wake(e);
-        pthread_mutex_lock(&e->mu);
-        while (!c->done) pthread_cond_wait(&e->cv, &e->mu);
-        pthread_mutex_unlock(&e->mu);
-    }
-    if (c->rc < 0) set_err(err, err_len, "%s", c->err);
-    return c->rc;
-}
-
 static void post_async(ucx_engine *e, cmd *c) {
     pthread_mutex_lock(&e->mu);
     c->next = NULL;
@@ -690,6 +667,21 @@ static void post_async(ucx_engine *e, cmd *c) {
     e->q_tail = c;
     pthread_mutex_unlock(&e->mu);
     wake(e);
+}
+
+/* Runs a command on the progress thread (directly when already on it) and waits for it. */
+static int run_sync(ucx_engine *e, cmd *c, char *err, size_t err_len) {
+    c->sync = true;
+    if (pthread_equal(pthread_self(), e->thread)) {
+        exec(e, c);
+    } else {
+        post_async(e, c);
+        pthread_mutex_lock(&e->mu);
+        while (!c->done) pthread_cond_wait(&e->cv, &e->mu);
+        pthread_mutex_unlock(&e->mu);
+    }
+    if (c->rc < 0) set_err(err, err_len, "%s", c->err);
+    return c->rc;
 }
 
 /* ---- the progress thread ------------------------------------------------------------------ */
