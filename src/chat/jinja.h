@@ -26,7 +26,7 @@ typedef enum {
 typedef struct {
     size_t max_output;  /* bytes of rendered text */
     size_t max_memory;  /* bytes of working memory for one render */
-    uint64_t max_steps; /* statements and loop iterations executed */
+    uint64_t max_steps; /* work: statements, loop iterations, elements, 64-byte scans */
     int max_depth;      /* nesting of macro calls */
 } jinja_limits;
 

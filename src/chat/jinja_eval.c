@@ -33,11 +33,7 @@ static void frame_set(jrender *r, jframe *f, const char *name, jv v) {
     jdict_set(r->c, &f->vars, jv_cstr(name), v);
 }
 
-void jr_step(jrender *r) {
-    if (++r->steps > r->lim.max_steps)
-        jfail(r->c, JINJA_ERR_RENDER, "template ran too long (more than %llu steps)",
-              (unsigned long long)r->lim.max_steps);
-}
+void jr_step(jrender *r) { jctx_work(r->c, 1); }
 
 static char *undef_msg(jrender *r, const char *fmt, const char *a, const char *b) {
     jbuf m = {0};
@@ -147,6 +143,7 @@ static int64_t as_int(jv v) { return v.k == JV_BOOL ? v.u.b : v.u.i; }
 
 static jv repeat(jrender *r, jv seq, int64_t times) {
     if (times < 0) times = 0;
+    jctx_work(r->c, (uint64_t)times); /* repeating an empty value costs its count, too */
     if (seq.k == JV_STR) {
         if (seq.u.s.n && (uint64_t)times > r->lim.max_output / seq.u.s.n)
             jfail(r->c, JINJA_ERR_RENDER, "string repetition too large");
@@ -278,10 +275,11 @@ static bool contains(jrender *r, jv hay, jv needle) {
             jfail(r->c, JINJA_ERR_RENDER, "'in <string>' requires string as left operand, not %s",
                   jv_typename(needle));
         if (!needle.u.s.n) return true;
+        jctx_work(r->c, JWORK_BYTES(hay.u.s.n));
         return memmem(hay.u.s.s, hay.u.s.n, needle.u.s.s, needle.u.s.n) != NULL;
     case JV_LIST:
         for (size_t i = 0; i < hay.u.list->n; i++)
-            if (jv_equal(hay.u.list->v[i], needle)) return true;
+            if (jv_equal(r->c, hay.u.list->v[i], needle)) return true;
         return false;
     case JV_DICT:
     case JV_NS: {
@@ -295,8 +293,8 @@ static bool contains(jrender *r, jv hay, jv needle) {
 }
 
 static bool compare(jrender *r, const char *op, jv a, jv b) {
-    if (!strcmp(op, "==")) return jv_equal(a, b);
-    if (!strcmp(op, "!=")) return !jv_equal(a, b);
+    if (!strcmp(op, "==")) return jv_equal(r->c, a, b);
+    if (!strcmp(op, "!=")) return !jv_equal(r->c, a, b);
     if (!strcmp(op, "in")) return contains(r, b, a);
     if (!strcmp(op, "notin")) return !contains(r, b, a);
     int c = jv_compare(r->c, a, b);
@@ -678,6 +676,7 @@ jinja_status jinja_render(const jinja_template *t, const json_t *vars, const jin
     }
     r->lim = lim ? *lim : jinja_default_limits();
     arena->cap = r->lim.max_memory;
+    c->max_steps = r->lim.max_steps ? r->lim.max_steps : 1;
     c->arena = arena;
     r->c = c;
     if (setjmp(c->jb)) {

@@ -110,7 +110,7 @@ bool jinja_test(jrender *r, const char *name, jv v, const jargs *a, bool *out) {
         *out = v.k == JV_FUNC;
     else if (!strcmp(name, "sameas")) {
         *out = v.k == a0.k && (v.k == JV_NONE || (v.k == JV_BOOL && v.u.b == a0.u.b) ||
-                               (v.k != JV_BOOL && v.k != JV_NONE && jv_equal(v, a0) &&
+                               (v.k != JV_BOOL && v.k != JV_NONE && jv_equal(r->c, v, a0) &&
                                 (v.k == JV_INT || v.k == JV_LIST || v.k == JV_DICT) &&
                                 (v.k != JV_LIST || v.u.list == a0.u.list) &&
                                 (v.k != JV_DICT || v.u.dict == a0.u.dict)));
@@ -124,9 +124,9 @@ bool jinja_test(jrender *r, const char *name, jv v, const jargs *a, bool *out) {
         if (d == 0) jfail(r->c, JINJA_ERR_RENDER, "integer division or modulo by zero");
         *out = to_int64(r, v, 0) % d == 0;
     } else if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "=="))
-        *out = jv_equal(v, a0);
+        *out = jv_equal(r->c, v, a0);
     else if (!strcmp(name, "ne") || !strcmp(name, "!="))
-        *out = !jv_equal(v, a0);
+        *out = !jv_equal(r->c, v, a0);
     else if (!strcmp(name, "lt") || !strcmp(name, "lessthan") || !strcmp(name, "<"))
         *out = jv_compare(r->c, v, a0) < 0;
     else if (!strcmp(name, "le") || !strcmp(name, "<="))
@@ -145,12 +145,12 @@ bool jinja_test(jrender *r, const char *name, jv v, const jargs *a, bool *out) {
             jlist *l = jv_iterate(r->c, a0);
             *out = false;
             for (size_t i = 0; i < l->n; i++)
-                if (jv_equal(l->v[i], v)) *out = true;
+                if (jv_equal(r->c, l->v[i], v)) *out = true;
         }
     } else if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
         jv s = S(r, v);
         jv m = name[0] == 'l' ? jstr_lower(r, s) : jstr_upper(r, s);
-        *out = jv_equal(m, s);
+        *out = jv_equal(r->c, m, s);
     } else if (!strcmp(name, "escaped"))
         *out = false;
     else if (!strcmp(name, "filter") || !strcmp(name, "test")) {
@@ -515,7 +515,7 @@ static jv f_unique(jrender *r, jv v, const jargs *a) {
     for (size_t i = 0; i < l->n; i++) {
         jv k = lower_if(r, attr.k != JV_UNDEF ? attr_path(r, l->v[i], attr) : l->v[i], cs);
         bool dup = false;
-        for (size_t j = 0; j < seen.u.list->n && !dup; j++) dup = jv_equal(seen.u.list->v[j], k);
+        for (size_t j = 0; j < seen.u.list->n && !dup; j++) dup = jv_equal(r->c, seen.u.list->v[j], k);
         if (dup) continue;
         jlist_push(r->c, seen.u.list, k);
         jlist_push(r->c, out.u.list, l->v[i]);
@@ -593,7 +593,7 @@ static size_t str_len_of(jrender *r, jv v) {
 }
 
 bool jinja_filter(jrender *r, const char *name, jv v, const jargs *a, jv *out) {
-    jr_step(r);
+    jctx_work(r->c, v.k == JV_STR ? JWORK_BYTES(v.u.s.n) : 1);
     const char *n = name;
     if (!strcmp(n, "trim"))
         *out = jstr_strip(r, S(r, v), jarg(a, 0, "chars", jv_none()), 3);

@@ -21,6 +21,7 @@ typedef struct {
 
 typedef struct jctx {
     jarena *arena;
+    uint64_t steps, max_steps; /* work done in a render, and its bound (0 while parsing) */
     jmp_buf jb;
     jinja_status status;
     char err[1024];
@@ -31,6 +32,12 @@ void jarena_free_all(jarena *a);
 _Noreturn void jfail(jctx *c, jinja_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 char *jstrndup(jctx *c, const char *s, size_t n);
+/* Counts `units` of render work against max_steps and fails the render past it. A unit is a
+ * statement, a loop iteration, an element visited by a filter, comparison or repetition, or 64
+ * bytes scanned by a string operation, so work that allocates nothing (comparing, searching,
+ * repeating empty values) is bounded as surely as work the arena bounds. */
+void jctx_work(jctx *c, uint64_t units);
+#define JWORK_BYTES(n) (1 + (uint64_t)(n) / 64)
 
 /* ---- growable byte buffer (arena backed) ---- */
 typedef struct {
@@ -116,7 +123,7 @@ bool jdict_get(const jdict *d, jv key, jv *out);
 bool jdict_gets(const jdict *d, const char *key, jv *out);
 
 bool jv_truthy(jv v);
-bool jv_equal(jv a, jv b);
+bool jv_equal(jctx *c, jv a, jv b);
 int jv_compare(jctx *c, jv a, jv b); /* <0, 0, >0; fails on unorderable types */
 const char *jv_typename(jv v);
 bool jv_is_number(jv v);
@@ -258,7 +265,6 @@ struct jfunc {
 struct jrender {
     jctx *c;
     jinja_limits lim;
-    uint64_t steps;
     int depth;
     jframe *root;
 };

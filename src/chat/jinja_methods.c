@@ -356,6 +356,7 @@ static jv splitlines(jrender *r, jv s, bool keepends) {
 }
 
 bool jinja_str_method(jrender *r, const char *m, jv s, const jargs *a, jv *out) {
+    jctx_work(r->c, JWORK_BYTES(s.u.s.n));
     jv a0 = jarg(a, 0, NULL, jv_none()), a1 = jarg(a, 1, NULL, jv_none());
     if (!strcmp(m, "strip"))
         *out = jstr_strip(r, s, jarg(a, 0, "chars", jv_none()), 3);
@@ -541,12 +542,12 @@ static jv call_list_method(jrender *r, jv self, const jargs *a) {
     jv x = jarg(a, 0, NULL, jv_undef(NULL));
     if (!strcmp(m, "count")) {
         int64_t k = 0;
-        for (size_t i = 0; i < l->n; i++) k += jv_equal(l->v[i], x);
+        for (size_t i = 0; i < l->n; i++) k += jv_equal(r->c, l->v[i], x);
         return jv_int(k);
     }
     if (!strcmp(m, "index")) {
         for (size_t i = 0; i < l->n; i++)
-            if (jv_equal(l->v[i], x)) return jv_int((int64_t)i);
+            if (jv_equal(r->c, l->v[i], x)) return jv_int((int64_t)i);
         jfail(r->c, JINJA_ERR_RENDER, "value is not in list");
     }
     if (!strcmp(m, "copy")) {
@@ -584,7 +585,7 @@ static jv loop_changed(jrender *r, jv self, const jargs *a) {
     jloop *lp = self.u.list->v[0].u.loop;
     jv vals = jv_newlist(r->c, a->npos, true);
     for (size_t i = 0; i < a->npos; i++) jlist_push(r->c, vals.u.list, a->pos[i]);
-    if (!lp->changed_set || !jv_equal(lp->changed_last, vals)) {
+    if (!lp->changed_set || !jv_equal(r->c, lp->changed_last, vals)) {
         lp->changed_set = true;
         lp->changed_last = vals;
         return jv_bool(true);
@@ -670,6 +671,7 @@ jv jinja_getitem(jrender *r, jv obj, jv key) {
     case JV_STR:
         if (key.k == JV_INT || key.k == JV_BOOL) {
             int64_t i = key.k == JV_BOOL ? key.u.b : key.u.i;
+            jctx_work(r->c, JWORK_BYTES(obj.u.s.n));
             int64_t n = (int64_t)jutf8_len(obj.u.s.s, obj.u.s.n);
             if (i < 0) i += n;
             if (i >= 0 && i < n) {

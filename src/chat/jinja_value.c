@@ -59,6 +59,13 @@ void jfail(jctx *c, jinja_status st, const char *fmt, ...) {
     longjmp(c->jb, 1);
 }
 
+void jctx_work(jctx *c, uint64_t units) {
+    c->steps += units;
+    if (c->max_steps && c->steps > c->max_steps)
+        jfail(c, JINJA_ERR_RENDER, "template ran too long (more than %llu steps)",
+              (unsigned long long)c->max_steps);
+}
+
 char *jstrndup(jctx *c, const char *s, size_t n) {
     char *p = jarena_alloc(c, n + 1);
     if (n) memcpy(p, s, n);
@@ -127,10 +134,12 @@ void jlist_push(jctx *c, jlist *l, jv v) {
     l->v[l->n++] = v;
 }
 
+/* Dict keys: strings, numbers, None, or tuples of them; the source text bounds a dict's size,
+ * so lookups are not counted as work. */
 static bool key_equal(jv a, jv b) {
     if (a.k == JV_STR && b.k == JV_STR)
         return a.u.s.n == b.u.s.n && !memcmp(a.u.s.s, b.u.s.s, a.u.s.n);
-    return jv_equal(a, b);
+    return jv_equal(NULL, a, b);
 }
 
 void jdict_set(jctx *c, jdict *d, jv key, jv val) {
@@ -187,7 +196,8 @@ double jv_num(jv v) {
     return v.k == JV_FLOAT ? v.u.f : v.k == JV_INT ? (double)v.u.i : v.k == JV_BOOL ? v.u.b : 0;
 }
 
-bool jv_equal(jv a, jv b) {
+bool jv_equal(jctx *c, jv a, jv b) {
+    if (c) jctx_work(c, a.k == JV_STR && b.k == JV_STR ? JWORK_BYTES(a.u.s.n) : 1);
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a.k != JV_FLOAT && b.k != JV_FLOAT) {
             int64_t x = a.k == JV_BOOL ? a.u.b : a.u.i, y = b.k == JV_BOOL ? b.u.b : b.u.i;
@@ -204,13 +214,13 @@ bool jv_equal(jv a, jv b) {
         if (a.u.list->gen || b.u.list->gen) return a.u.list == b.u.list;
         if (a.u.list->tuple != b.u.list->tuple || a.u.list->n != b.u.list->n) return false;
         for (size_t i = 0; i < a.u.list->n; i++)
-            if (!jv_equal(a.u.list->v[i], b.u.list->v[i])) return false;
+            if (!jv_equal(c, a.u.list->v[i], b.u.list->v[i])) return false;
         return true;
     case JV_DICT:
         if (a.u.dict->n != b.u.dict->n) return false;
         for (size_t i = 0; i < a.u.dict->n; i++) {
             jv o;
-            if (!jdict_get(b.u.dict, a.u.dict->keys[i], &o) || !jv_equal(a.u.dict->vals[i], o))
+            if (!jdict_get(b.u.dict, a.u.dict->keys[i], &o) || !jv_equal(c, a.u.dict->vals[i], o))
                 return false;
         }
         return true;
@@ -231,6 +241,7 @@ const char *jv_typename(jv v) {
 }
 
 int jv_compare(jctx *c, jv a, jv b) {
+    jctx_work(c, a.k == JV_STR && b.k == JV_STR ? JWORK_BYTES(a.u.s.n) : 1);
     if (jv_is_number(a) && jv_is_number(b)) {
         if (a.k != JV_FLOAT && b.k != JV_FLOAT) {
             int64_t x = a.k == JV_BOOL ? a.u.b : a.u.i, y = b.k == JV_BOOL ? b.u.b : b.u.i;
@@ -248,7 +259,7 @@ int jv_compare(jctx *c, jv a, jv b) {
     if (a.k == JV_LIST && b.k == JV_LIST && a.u.list->tuple == b.u.list->tuple) {
         size_t n = a.u.list->n < b.u.list->n ? a.u.list->n : b.u.list->n;
         for (size_t i = 0; i < n; i++) {
-            if (jv_equal(a.u.list->v[i], b.u.list->v[i])) continue;
+            if (jv_equal(c, a.u.list->v[i], b.u.list->v[i])) continue;
             return jv_compare(c, a.u.list->v[i], b.u.list->v[i]);
         }
         return a.u.list->n < b.u.list->n ? -1 : a.u.list->n > b.u.list->n;
@@ -632,6 +643,12 @@ jv jv_from_json(jctx *c, const void *jp) {
 }
 
 jlist *jv_iterate(jctx *c, jv v) {
+    switch (v.k) {
+    case JV_LIST: jctx_work(c, v.u.list->n); break;
+    case JV_DICT: jctx_work(c, v.u.dict->n); break;
+    case JV_STR: jctx_work(c, v.u.s.n); break;
+    default: break;
+    }
     switch (v.k) {
     case JV_UNDEF: return jv_newlist(c, 0, false).u.list;
     case JV_LIST:

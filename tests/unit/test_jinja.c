@@ -304,6 +304,30 @@ static void test_limits(void **state) {
         run("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}", NULL,
             &lim, err, sizeof err, NULL),
         JINJA_ERR_RENDER);
+    /* work that allocates nothing is counted too: repeating empty values (once an endless
+     * loop), unique's pairwise comparisons, comparing and searching large values in a loop */
+    const char *busy[] = {
+        "{{ '' * 99999999999 }}",
+        "{{ ([] * 99999999999)|length }}",
+        "{{ (range(5000)|list)|unique|list|length }}",
+        "{% set l = range(100)|list %}{% for i in range(200) %}{% if l == l %}{% endif %}"
+        "{% endfor %}",
+        "{% set s = 'ab' * 4000 %}{% for i in range(200) %}{% if 'c' in s %}{% endif %}"
+        "{% endfor %}",
+        "{% set s = 'ab' * 4000 %}{% for i in range(200) %}{% if s.count('a') %}{% endif %}"
+        "{% endfor %}",
+    };
+    jinja_limits busy_lim = lim;
+    busy_lim.max_output = 1 << 20;
+    for (size_t i = 0; i < sizeof busy / sizeof *busy; i++) {
+        err[0] = 0;
+        assert_int_equal(run(busy[i], NULL, &busy_lim, err, sizeof err, NULL), JINJA_ERR_RENDER);
+        if (!strstr(err, "too long")) fail_msg("case %zu: %s", i, err);
+    }
+    /* ...and a real template's work fits well inside the default bound */
+    assert_int_equal(run("{{ '' * 3 }}{{ (range(50)|list)|unique|list|length }}", NULL, &lim, err,
+                         sizeof err, NULL),
+                     JINJA_OK);
     /* recursion bound */
     assert_int_equal(
         run("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", NULL, &lim, err, sizeof err, NULL),
