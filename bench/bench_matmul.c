@@ -24,6 +24,19 @@
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 
+/* Types spelled with a trailing "p" (bf16p) are repacked into the loader's TL_PANEL16 layout. */
+static bool pack_weights;
+
+static void maybe_pack(tensor_view *W, uint8_t **data) {
+    if (!pack_weights || !kern_matmul_packable(W)) return;
+    uint8_t *p = malloc(W->nbytes);
+    kern_matmul_pack(W, p);
+    free(*data);
+    *data = p;
+    W->data = p;
+    W->layout = TL_PANEL16;
+}
+
 static float frand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;
     return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
@@ -51,6 +64,7 @@ static void bench_one(backend *be, dtype_t type, int64_t n_out, int64_t n_in, in
     for (int64_t i = 0; i < n_in * T; i++) x[i] = frand(&seed);
     tensor_view W = {.type = type, .n_dims = 2, .ne = {n_in, n_out, 1, 1}, .data = w,
                      .nbytes = row_bytes * (size_t)n_out};
+    maybe_pack(&W, &w);
     double flops = 2.0 * (double)n_out * (double)n_in * (double)T;
     kern_matmul(be, &W, x, T, y); /* warm up */
     int reps = 0;
@@ -61,8 +75,8 @@ static void bench_one(backend *be, dtype_t type, int64_t n_out, int64_t n_in, in
         el = time_now_s() - t0;
     } while (el < 0.3 && reps < 10000);
     double sec = el / reps, cpu = (cpu_now_s() - c0) / reps;
-    printf("%-7s %-5s [%5lldx%4lld] T=%-4lld %9.3f ms %8.1f GFLOP/s %7.1f GB/s %8.1f GFLOP/cpu-s\n",
-           cpu_isa_name(be->isa), dtype_name(type), (long long)n_out, (long long)n_in,
+    printf("%-7s %-5s%s [%5lldx%4lld] T=%-4lld %9.3f ms %8.1f GFLOP/s %7.1f GB/s %8.1f GFLOP/cpu-s\n",
+           cpu_isa_name(be->isa), dtype_name(type), W.layout == TL_PANEL16 ? "p" : " ", (long long)n_out, (long long)n_in,
            (long long)T, sec * 1e3, flops / sec * 1e-9,
            (double)row_bytes * (double)n_out / sec * 1e-9, flops / cpu * 1e-9);
     fflush(stdout);
@@ -107,6 +121,7 @@ static void bench_fill(bench_weight *bw, dtype_t type, int64_t n_out, int64_t n_
     }
     bw->W = (tensor_view){.type = type, .n_dims = 2, .ne = {n_in, n_out, 1, 1}, .data = bw->w,
                           .nbytes = row_bytes * (size_t)n_out};
+    maybe_pack(&bw->W, &bw->w);
     free(tmp);
 }
 
@@ -168,7 +183,11 @@ static int bench_model(int threads, dtype_t type, int64_t T, const char *isa) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "model")) {
-        int type = dtype_parse(argc > 3 ? argv[3] : "q4_1");
+        char tname[32];
+        snprintf(tname, sizeof tname, "%s", argc > 3 ? argv[3] : "q4_1");
+        size_t tl = strlen(tname);
+        if (tl > 1 && tname[tl - 1] == 'p') tname[tl - 1] = 0, pack_weights = true;
+        int type = dtype_parse(tname);
         if (type < 0 || !kern_matmul_supports((dtype_t)type)) {
             fprintf(stderr, "bench_matmul: unsupported type\n");
             return 2;
@@ -192,6 +211,9 @@ int main(int argc, char **argv) {
         char list[256];
         snprintf(list, sizeof list, "%s", types);
         for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+            size_t tl = strlen(tok);
+            pack_weights = tl > 1 && tok[tl - 1] == 'p';
+            if (pack_weights) tok[tl - 1] = 0;
             int type = dtype_parse(tok);
             if (type < 0 || !kern_matmul_supports((dtype_t)type)) continue;
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)

@@ -155,6 +155,8 @@ typedef enum { ACT_NONE, ACT_LEGACY, ACT_Q8K, ACT_I8 } act_kind;
 typedef struct {
     kern_mm_args a;
     isa_level isa;
+    kern_mm_rows_fn rows; /* the path's micro-kernels for this weight */
+    int64_t row_align;    /* a chunk of rows is a multiple of this */
     act_kind act;
     const float *X;
     int64_t T, n_out;
@@ -207,10 +209,18 @@ static void quantize_task(void *ctx, int ith, int nth) {
     quantize_rows(job, (void *)job->a.x, t0, t1);
 }
 
+static kern_mm_rows_fn panel_fn(isa_level isa) {
+#if defined(__x86_64__)
+    if (isa >= ISA_AVX2) return kern_mm_panel_avx2;
+#endif
+    (void)isa;
+    return kern_mm_panel_scalar;
+}
+
 static void rows_task(void *ctx, int ith, int nth) {
     (void)nth;
     mm_job *job = ctx;
-    kern_mm_rows_fn rows = rows_fn(job->isa);
+    kern_mm_rows_fn rows = job->rows;
     kern_mm_args a = job->a;
     if (job->private_act) {
         a.x = (const char *)job->a.x + (size_t)ith * job->act_bytes;
@@ -243,8 +253,10 @@ static int run_job(backend *be, mm_job *job) {
     int64_t chunk = (int64_t)(MM_L1_WEIGHT_BYTES / (row_bytes ? row_bytes : 1));
     int64_t per_thread = (job->n_out + 4 * nth - 1) / (4 * nth); /* >= 4 chunks per thread */
     if (chunk > per_thread) chunk = per_thread;
-    chunk = (chunk + 7) & ~(int64_t)7; /* whole tiles: 8 rows is a multiple of every tile */
-    if (chunk < 8) chunk = 8;
+    /* whole tiles: 8 rows is a multiple of every row-layout tile, 16 a panel */
+    const int64_t al = job->row_align;
+    chunk = (chunk + al - 1) / al * al;
+    if (chunk < al) chunk = al;
     job->chunk = chunk;
     job->n_chunks = (job->n_out + chunk - 1) / chunk;
     int64_t tb = (int64_t)(MM_L2_ACT_BYTES / (job->a.x_stride ? job->a.x_stride : 1));
@@ -273,9 +285,13 @@ int kern_matmul(backend *be, const tensor_view *W, const float *X, int64_t T, fl
     if (n <= 0 || n_out <= 0 || row_bytes == 0 || !W->data) return -1;
     if (W->nbytes && W->nbytes < row_bytes * (size_t)n_out) return -1;
     if (T == 0) return 0;
+    const bool panel = W->layout == TL_PANEL16;
+    if (panel && (W->type != DT_BF16 || n_out % 16)) return -1;
 
     mm_job job = {0};
     job.isa = effective_isa(be);
+    job.rows = panel ? panel_fn(job.isa) : rows_fn(job.isa);
+    job.row_align = panel ? 16 : 8;
     job.X = X;
     job.T = T;
     job.n_out = n_out;
@@ -316,6 +332,8 @@ int kern_matmul_w8a8(backend *be, const w8a8_weight *W, const float *X, int64_t 
     if (T == 0) return 0;
     mm_job job = {0};
     job.isa = effective_isa(be);
+    job.rows = rows_fn(job.isa);
+    job.row_align = 8;
     job.act = ACT_I8;
     job.X = X;
     job.T = T;
@@ -346,7 +364,10 @@ void kern_matmul_ref(const tensor_view *W, const float *X, int64_t T, float *Y) 
     float *w = malloc((size_t)n * sizeof(float));
     if (!w) return;
     for (int64_t o = 0; o < n_out; o++) {
-        quant_dequant_row(W->type, (const uint8_t *)W->data + o * row_bytes, w, n);
+        if (W->layout == TL_PANEL16)
+            kern_matmul_panel_row(W, o, w);
+        else
+            quant_dequant_row(W->type, (const uint8_t *)W->data + o * row_bytes, w, n);
         for (int64_t t = 0; t < T; t++) {
             double acc = 0.0;
             for (int64_t i = 0; i < n; i++) acc += (double)w[i] * (double)X[t * n + i];

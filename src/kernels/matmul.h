@@ -32,6 +32,22 @@ int kern_matmul_w8a8(backend *be, const w8a8_weight *W, const float *X, int64_t 
 /* Quantizes rows of float weights to w8a8 (per-row absmax / 127, round to nearest). */
 void kern_quantize_w8a8_row(const float *w, int64_t n, int8_t *q, float *scale);
 
+/* ---- Repacked layout (TL_PANEL16) ----
+ * BF16 weights whose rows come in panels of 16: panel p holds rows [16p, 16p + 16) as K steps
+ * of 16 values; step k keeps row j of the panel at k * 16 + (j < 8 ? 2j : 2(j - 8) + 1), so
+ * each 32-bit lane holds rows j and j + 8 and a shift and a mask widen the 16 values to two
+ * vectors of 8 floats. The kernel then runs an outer product (16 rows x up to 6 tokens per
+ * step, no horizontal sums), and Y[t][o] is one fused multiply-add chain over k in order:
+ *   acc = 0; for k: acc = fma(W[o][k], X[t][k], acc)
+ * the same on every path and in every tile, so the scalar path gives the same bits.
+ * True when W can be repacked: BF16, 2-D, n_out a multiple of 16, and a CPU whose matmul has a
+ * kernel for the layout (x86 with AVX2; elsewhere repacking would only slow it down). */
+bool kern_matmul_packable(const tensor_view *W);
+/* Writes W (TL_ROWS) repacked as TL_PANEL16 into dst (W->nbytes bytes, not overlapping). */
+void kern_matmul_pack(const tensor_view *W, void *dst);
+/* Row o of a TL_PANEL16 weight as floats (the reference and tests read it this way). */
+void kern_matmul_panel_row(const tensor_view *W, int64_t o, float *out);
+
 /* Scalar reference for tests: the same product in plain double-accumulated C from the
  * dequantized weight (kernels/quant.h). */
 void kern_matmul_ref(const tensor_view *W, const float *X, int64_t T, float *Y);
@@ -54,13 +70,16 @@ typedef struct {
     float *y;              /* Y[t][o] = y[t * ldy + o] */
     int64_t ldy;
 } kern_mm_args;
+/* TL_PANEL16: w points at panel 0, a panel is 16 * n_in values; r0 and r1 are multiples of 16. */
 
 typedef void (*kern_mm_rows_fn)(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
                                 int64_t t1);
 typedef void (*kern_mm_act_fn)(const float *x, void *row, int64_t n);
 
 void kern_mm_rows_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+void kern_mm_panel_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 #if defined(__x86_64__)
+void kern_mm_panel_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 void kern_mm_rows_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 void kern_mm_act_avx2(const float *x, void *row, int64_t n);
 void kern_mm_rows_avx512(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,

@@ -2,7 +2,8 @@
  * every weight looked up by name, its shape checked against the config, and views kept into
  * the mapped file wherever the on-disk layout is the compute layout. Norm weights and biases
  * stored in 16-bit types are widened to float once; --quantization w8a8_int8 quantizes the
- * linear weights here and drops the mapped pages they came from. */
+ * linear weights here, BF16 linear weights are repacked into the matmul's panel layout, and
+ * either drops the mapped pages it copied from. */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -307,6 +308,21 @@ static int quantize_w8a8(loader *ld, const char *name, model_linear *l) {
     return 0;
 }
 
+/* Repacks a BF16 weight into 16-row panels (kernels/matmul.h) when this CPU's matmul has a
+ * kernel for them; the copy replaces the mapped pages, so memory stays the file's size.
+ * SGLC_REPACK=0 keeps the file's layout (to compare the two). */
+static int maybe_repack(loader *ld, const char *name, model_linear *l) {
+    const char *env = getenv("SGLC_REPACK");
+    if ((env && !strcmp(env, "0")) || !kern_matmul_packable(&l->w)) return 0;
+    void *p = own(ld->m, l->w.nbytes);
+    if (!p) return fail(ld, "tensor '%s': out of memory repacking", name);
+    kern_matmul_pack(&l->w, p);
+    drop_pages(l->w.data, l->w.nbytes);
+    l->w.data = p;
+    l->w.layout = TL_PANEL16;
+    return 0;
+}
+
 static int load_linear(loader *ld, const char *name, const char *bias_name, int64_t n_in,
                        int64_t n_out, model_linear *l) {
     memset(l, 0, sizeof *l);
@@ -342,6 +358,8 @@ static int load_linear(loader *ld, const char *name, const char *bias_name, int6
                     dtype_name(l->w.type));
     } else if (ld->m->quant == QUANT_W8A8_INT8) {
         if (quantize_w8a8(ld, name, l) != 0) return -1;
+    } else if (maybe_repack(ld, name, l) != 0) {
+        return -1;
     }
     if (bias_name && load_vector(ld, bias_name, n_out, false, &l->bias) != 0) return -1;
     ld->m->weight_bytes += l->is_w8a8 ? (size_t)(n_in * n_out) + (size_t)n_out * 4 : l->w.nbytes;
@@ -380,9 +398,12 @@ static int load_weights(loader *ld, const name_scheme *ns) {
     tensor_view probe;
     bool tied = !find(m, ns->output, &probe);
     if (tied) {
-        /* tied embeddings: the output projection reads the embedding table (kept as stored) */
+        /* tied embeddings: the output projection reads the embedding table, repacked for it
+         * when that pays (the lookup reads rows from panels as well) */
         memset(&m->output, 0, sizeof m->output);
         m->output.w = m->tok_embd;
+        if (m->quant == QUANT_NONE && maybe_repack(ld, ns->embd, &m->output) != 0) return -1;
+        m->tok_embd = m->output.w;
         m->weight_bytes += m->tok_embd.nbytes;
     } else {
         model_quant saved = m->quant;
