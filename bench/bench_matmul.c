@@ -24,7 +24,7 @@
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 
-/* Types spelled with a trailing "p" (bf16p) are repacked into the loader's TL_PANEL16 layout. */
+/* Types spelled with a trailing "p" (bf16p, q8_0p) are repacked into the loader's panel layouts. */
 static bool pack_weights;
 
 static void maybe_pack(tensor_view *W, uint8_t **data) {
@@ -34,7 +34,7 @@ static void maybe_pack(tensor_view *W, uint8_t **data) {
     free(*data);
     *data = p;
     W->data = p;
-    W->layout = TL_PANEL16;
+    W->layout = kern_matmul_pack_layout(W->type);
 }
 
 static float frand(unsigned *s) {
@@ -76,7 +76,7 @@ static void bench_one(backend *be, dtype_t type, int64_t n_out, int64_t n_in, in
     } while (el < 0.3 && reps < 10000);
     double sec = el / reps, cpu = (cpu_now_s() - c0) / reps;
     printf("%-7s %-5s%s [%5lldx%4lld] T=%-4lld %9.3f ms %8.1f GFLOP/s %7.1f GB/s %8.1f GFLOP/cpu-s\n",
-           cpu_isa_name(be->isa), dtype_name(type), W.layout == TL_PANEL16 ? "p" : " ", (long long)n_out, (long long)n_in,
+           cpu_isa_name(be->isa), dtype_name(type), W.layout != TL_ROWS ? "p" : " ", (long long)n_out, (long long)n_in,
            (long long)T, sec * 1e3, flops / sec * 1e-9,
            (double)row_bytes * (double)n_out / sec * 1e-9, flops / cpu * 1e-9);
     fflush(stdout);

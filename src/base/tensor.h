@@ -18,6 +18,7 @@
 typedef enum {
     TL_ROWS = 0,    /* row o at o * dtype_row_bytes(type, ne[0]) */
     TL_PANEL16 = 1, /* BF16 rows interleaved in panels of 16 (kern_matmul_pack) */
+    TL_PANEL8 = 2,  /* Q8_0 rows interleaved in panels of 8 (kern_matmul_pack) */
 } tensor_layout;
 
 typedef struct {

@@ -209,12 +209,12 @@ static void quantize_task(void *ctx, int ith, int nth) {
     quantize_rows(job, (void *)job->a.x, t0, t1);
 }
 
-static kern_mm_rows_fn panel_fn(isa_level isa) {
+static kern_mm_rows_fn panel_fn(tensor_layout layout, isa_level isa) {
 #if defined(__x86_64__)
-    if (isa >= ISA_AVX2) return kern_mm_panel_avx2;
+    if (isa >= ISA_AVX2) return layout == TL_PANEL8 ? kern_mm_panel_q8_avx2 : kern_mm_panel_avx2;
 #endif
     (void)isa;
-    return kern_mm_panel_scalar;
+    return layout == TL_PANEL8 ? kern_mm_panel_q8_scalar : kern_mm_panel_scalar;
 }
 
 static void rows_task(void *ctx, int ith, int nth) {
@@ -285,13 +285,15 @@ int kern_matmul(backend *be, const tensor_view *W, const float *X, int64_t T, fl
     if (n <= 0 || n_out <= 0 || row_bytes == 0 || !W->data) return -1;
     if (W->nbytes && W->nbytes < row_bytes * (size_t)n_out) return -1;
     if (T == 0) return 0;
-    const bool panel = W->layout == TL_PANEL16;
-    if (panel && (W->type != DT_BF16 || n_out % 16)) return -1;
+    if (W->layout != TL_ROWS) {
+        const int64_t rows = W->layout == TL_PANEL16 ? 16 : 8;
+        if (W->layout != kern_matmul_pack_layout(W->type) || n_out % rows) return -1;
+    }
 
     mm_job job = {0};
     job.isa = effective_isa(be);
-    job.rows = panel ? panel_fn(job.isa) : rows_fn(job.isa);
-    job.row_align = panel ? 16 : 8;
+    job.rows = W->layout == TL_ROWS ? rows_fn(job.isa) : panel_fn(W->layout, job.isa);
+    job.row_align = W->layout == TL_PANEL16 ? 16 : 8;
     job.X = X;
     job.T = T;
     job.n_out = n_out;
@@ -364,7 +366,7 @@ void kern_matmul_ref(const tensor_view *W, const float *X, int64_t T, float *Y) 
     float *w = malloc((size_t)n * sizeof(float));
     if (!w) return;
     for (int64_t o = 0; o < n_out; o++) {
-        if (W->layout == TL_PANEL16)
+        if (W->layout != TL_ROWS)
             kern_matmul_panel_row(W, o, w);
         else
             quant_dequant_row(W->type, (const uint8_t *)W->data + o * row_bytes, w, n);

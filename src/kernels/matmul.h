@@ -32,20 +32,28 @@ int kern_matmul_w8a8(backend *be, const w8a8_weight *W, const float *X, int64_t 
 /* Quantizes rows of float weights to w8a8 (per-row absmax / 127, round to nearest). */
 void kern_quantize_w8a8_row(const float *w, int64_t n, int8_t *q, float *scale);
 
-/* ---- Repacked layout (TL_PANEL16) ----
- * BF16 weights whose rows come in panels of 16: panel p holds rows [16p, 16p + 16) as K steps
- * of 16 values; step k keeps row j of the panel at k * 16 + (j < 8 ? 2j : 2(j - 8) + 1), so
- * each 32-bit lane holds rows j and j + 8 and a shift and a mask widen the 16 values to two
- * vectors of 8 floats. The kernel then runs an outer product (16 rows x up to 6 tokens per
- * step, no horizontal sums), and Y[t][o] is one fused multiply-add chain over k in order:
- *   acc = 0; for k: acc = fma(W[o][k], X[t][k], acc)
- * the same on every path and in every tile, so the scalar path gives the same bits.
- * True when W can be repacked: BF16, 2-D, n_out a multiple of 16, and a CPU whose matmul has a
- * kernel for the layout (x86 with AVX2; elsewhere repacking would only slow it down). */
+/* ---- Repacked layouts ----
+ * Weights whose rows are interleaved in panels, so the kernel runs an outer product (a panel's
+ * rows in the vector lanes, a few broadcast tokens) with no horizontal sums:
+ * - TL_PANEL16, BF16: panel p holds rows [16p, 16p + 16) as K steps of 16 values; step k keeps
+ *   row j at k * 16 + (j < 8 ? 2j : 2(j - 8) + 1), so each 32-bit lane holds rows j and j + 8
+ *   and a shift and a mask widen the step to two vectors of 8 floats. Per output:
+ *     acc = 0; for k: acc = fma(W[o][k], X[t][k], acc)
+ * - TL_PANEL8, Q8_0: panel p holds rows [8p, 8p + 8) block by block; block b is the 8 rows'
+ *   fp16 scales, then 8 groups of 32 bytes, group g holding row j's values 4g..4g+3 at 4j, so
+ *   one 32-bit lane is one row. With activations quantized per block of 32 (quant_act), per
+ *   output:
+ *     acc = 0; for b: acc = fma(float(sum_k q_w * q_x), d_w * d_x, acc)
+ * Either is the same sequence on every path and in every tile (the scalar path gives the same
+ * bits). A packed weight has the row layout's size.
+ * True when W can be repacked: 2-D BF16 with n_out % 16 == 0 or Q8_0 with n_out % 8 == 0, on a
+ * CPU whose matmul has a kernel for the layout (x86 with AVX2). */
 bool kern_matmul_packable(const tensor_view *W);
-/* Writes W (TL_ROWS) repacked as TL_PANEL16 into dst (W->nbytes bytes, not overlapping). */
+/* The layout kern_matmul_pack gives W's type (TL_ROWS when none). */
+tensor_layout kern_matmul_pack_layout(dtype_t type);
+/* Writes W (TL_ROWS) repacked into dst (W->nbytes bytes, not overlapping). */
 void kern_matmul_pack(const tensor_view *W, void *dst);
-/* Row o of a TL_PANEL16 weight as floats (the reference and tests read it this way). */
+/* Row o of a packed weight as floats (the reference, the embedding lookup and tests). */
 void kern_matmul_panel_row(const tensor_view *W, int64_t o, float *out);
 
 /* Scalar reference for tests: the same product in plain double-accumulated C from the
@@ -70,7 +78,7 @@ typedef struct {
     float *y;              /* Y[t][o] = y[t * ldy + o] */
     int64_t ldy;
 } kern_mm_args;
-/* TL_PANEL16: w points at panel 0, a panel is 16 * n_in values; r0 and r1 are multiples of 16. */
+/* Packed layouts: w points at panel 0; r0 and r1 are multiples of the panel's rows. */
 
 typedef void (*kern_mm_rows_fn)(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
                                 int64_t t1);
@@ -78,8 +86,12 @@ typedef void (*kern_mm_act_fn)(const float *x, void *row, int64_t n);
 
 void kern_mm_rows_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 void kern_mm_panel_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+void kern_mm_panel_q8_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
+                             int64_t t1);
 #if defined(__x86_64__)
 void kern_mm_panel_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+void kern_mm_panel_q8_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
+                           int64_t t1);
 void kern_mm_rows_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 void kern_mm_act_avx2(const float *x, void *row, int64_t n);
 void kern_mm_rows_avx512(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,

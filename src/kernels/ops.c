@@ -163,7 +163,7 @@ int kern_get_rows(backend *be, const tensor_view *table, const int32_t *ids, int
     if (!row_bytes || !kern_matmul_supports(table->type)) return -1;
     for (int64_t t = 0; t < T; t++) {
         if (ids[t] < 0 || ids[t] >= table->ne[1]) return -1;
-        if (table->layout == TL_PANEL16) {
+        if (table->layout != TL_ROWS) {
             kern_matmul_panel_row(table, ids[t], out + t * dim);
             continue;
         }

@@ -9,7 +9,10 @@
  * bits. */
 #include <immintrin.h>
 
+#include <string.h>
+
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 
 enum { PANEL = 16, TMAX = 6, PMAX = 4 };
 #ifndef PF_STEPS
@@ -70,6 +73,12 @@ static inline __attribute__((always_inline)) void panel_tile(const kern_mm_args 
     }
 }
 
+/* Tokens of tile i when T tokens are split into n_tiles tiles of near-equal size (16 tokens in
+ * tiles of at most 5: 4, 4, 4, 4 rather than 5, 5, 5, 1, whose last tile would run alone). */
+static inline int tile_tokens(int64_t T, int64_t n_tiles, int64_t i) {
+    return (int)(T / n_tiles + (i < T % n_tiles));
+}
+
 /* One instance per (panels, tokens) shape used below, each with constant trip counts. */
 static void panel_tiles(const kern_mm_args *a, int np, int nt, int64_t o0, int64_t t0, bool pf) {
 #define TILE(P, T)                                                                                 \
@@ -81,8 +90,9 @@ static void panel_tiles(const kern_mm_args *a, int np, int nt, int64_t o0, int64
         break;
     switch (np * 8 + nt) {
         TILE(1, 1)
-        TILE(1, 2) TILE(1, 3) TILE(1, 4) TILE(1, 5) TILE(1, 6) TILE(2, 1) TILE(2, 2) TILE(2, 3)
-            TILE(3, 1) TILE(4, 1) default : break;
+        TILE(1, 2)
+        TILE(1, 3) TILE(1, 4) TILE(1, 5) TILE(1, 6) TILE(2, 1) TILE(2, 2) TILE(2, 3) TILE(3, 1)
+            TILE(4, 1) default : break;
     }
 #undef TILE
 }
@@ -91,11 +101,124 @@ void kern_mm_panel_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t
     const int64_t T = t1 - t0;
     /* few tokens: more panels per tile, so enough accumulators are in flight */
     const int pw = T == 1 ? 4 : T <= 3 ? 2 : 1, tw = T <= 3 ? (int)T : TMAX;
+    const int64_t n_tiles = (T + tw - 1) / tw;
     for (int64_t o = r0; o < r1; o += (int64_t)pw * PANEL) {
         int np = (int)((r1 - o) / PANEL < pw ? (r1 - o) / PANEL : pw);
-        for (int64_t t = t0; t < t1; t += tw) {
-            int nt = (int)(t1 - t < tw ? t1 - t : tw);
+        for (int64_t i = 0, t = t0; i < n_tiles; i++) {
+            int nt = tile_tokens(T, n_tiles, i);
             panel_tiles(a, np, nt, o, t, T == 1);
+            t += nt;
+        }
+    }
+}
+
+/* ---- Q8_0 in panels of 8 rows (TL_PANEL8) ----
+ * One 32-bit lane is one row: per group of 4 values, |w| times x with w's signs (the sign
+ * trick of vpmaddubsw), pairs summed to int32 by vpmaddwd, added over the block's 8 groups
+ * (exact); then once per block, for 8 rows at once, acc = fma(float(sum), d_w * d_x, acc).
+ * The row layout spends a conversion, a multiply and an FMA per pair of rows and tokens per
+ * block, and a horizontal sum per pair at the end; here they are shared by 8 rows. */
+#ifndef Q8_TMAX
+#define Q8_TMAX 5
+#endif
+enum { Q8_PANEL = 8, Q8_PMAX = 4, Q8_BLOCK_BYTES = 16 + 256 };
+
+static inline __attribute__((always_inline)) void q8_tile(const kern_mm_args *a, int np, int nt,
+                                                          int64_t o0, int64_t t0, bool pf) {
+    const int64_t n = a->n_in, nb = n / 32;
+    const size_t ps = (size_t)nb * Q8_BLOCK_BYTES; /* bytes per panel */
+    const uint8_t *w = a->w + (size_t)(o0 / Q8_PANEL) * ps;
+    const int8_t *xq[Q8_TMAX];
+    const float *xd[Q8_TMAX];
+    __m256 acc[Q8_PMAX][Q8_TMAX];
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const char *row = (const char *)a->x + (t0 + t) * a->x_stride;
+        xq[t] = (const int8_t *)row;
+        xd[t] = quant_act_d(row, n);
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++)
+            acc[p][t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i isum[Q8_PMAX][Q8_TMAX];
+        const uint8_t *blk[Q8_PMAX];
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++) {
+            blk[p] = w + (size_t)p * ps + (size_t)b * Q8_BLOCK_BYTES;
+            if (pf)
+                for (int l = 0; l < Q8_BLOCK_BYTES; l += 64)
+                    _mm_prefetch((const char *)blk[p] + 8 * Q8_BLOCK_BYTES + l, _MM_HINT_T0);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++)
+                isum[p][t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+#pragma GCC unroll 4
+            for (int p = 0; p < np; p++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(blk[p] + 16 + 32 * g));
+                __m256i u = _mm256_sign_epi8(q, q);
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    int32_t x4;
+                    memcpy(&x4, xq[t] + b * 32 + 4 * g, 4);
+                    __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(x4), q);
+                    isum[p][t] = _mm256_add_epi32(
+                        isum[p][t], _mm256_madd_epi16(_mm256_maddubs_epi16(u, xs), ones));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++) {
+            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk[p]));
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                __m256 s = _mm256_mul_ps(dw, _mm256_broadcast_ss(xd[t] + b));
+                acc[p][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[p][t]), s, acc[p][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++)
+            _mm256_storeu_ps(a->y + (t0 + t) * a->ldy + o0 + p * Q8_PANEL, acc[p][t]);
+}
+
+static void q8_tiles(const kern_mm_args *a, int np, int nt, int64_t o0, int64_t t0, bool pf) {
+#define TILE(P, T)                                                                                 \
+    case P * 8 + T:                                                                                \
+        if (pf)                                                                                    \
+            q8_tile(a, P, T, o0, t0, true);                                                        \
+        else                                                                                       \
+            q8_tile(a, P, T, o0, t0, false);                                                       \
+        break;
+    switch (np * 8 + nt) {
+        TILE(1, 1)
+        TILE(1, 2) TILE(1, 3) TILE(1, 4)
+#if Q8_TMAX > 4
+            TILE(1, 5)
+#endif
+#if Q8_TMAX > 5
+                TILE(1, 6)
+#endif
+                    TILE(2, 1) TILE(2, 2) TILE(3, 1) TILE(4, 1) default : break;
+    }
+#undef TILE
+}
+
+void kern_mm_panel_q8_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    const int64_t T = t1 - t0;
+    const int pw = T == 1 ? 4 : T == 2 ? 2 : 1, tw = T <= 2 ? (int)T : Q8_TMAX;
+    const int64_t n_tiles = (T + tw - 1) / tw;
+    for (int64_t o = r0; o < r1; o += (int64_t)pw * Q8_PANEL) {
+        int np = (int)((r1 - o) / Q8_PANEL < pw ? (r1 - o) / Q8_PANEL : pw);
+        for (int64_t i = 0, t = t0; i < n_tiles; i++) {
+            int nt = tile_tokens(T, n_tiles, i);
+            q8_tiles(a, np, nt, o, t, T == 1);
+            t += nt;
         }
     }
 }
