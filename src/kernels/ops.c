@@ -129,12 +129,19 @@ typedef struct {
     float *gate;
     const float *up;
     int64_t n;
+    isa_level isa;
 } silu_job;
 
 static void silu_task(void *p, int ith, int nth) {
     silu_job *j = p;
     long b, e;
     tp_split((long)j->n, ith, nth, &b, &e);
+#if defined(__x86_64__)
+    if (j->isa >= ISA_AVX2) {
+        ops_silu_mul_avx2(j->gate + b, j->up + b, e - b);
+        return;
+    }
+#endif
     for (long i = b; i < e; i++) {
         float g = j->gate[i];
         j->gate[i] = g / (1.0f + expf(-g)) * j->up[i];
@@ -142,7 +149,7 @@ static void silu_task(void *p, int ith, int nth) {
 }
 
 void kern_silu_mul(backend *be, float *gate, const float *up, int64_t T, int64_t n) {
-    silu_job j = {gate, up, T * n};
+    silu_job j = {gate, up, T * n, be->isa};
     if (T * n < 8192) silu_task(&j, 0, 1);
     else tp_run(be->tp, silu_task, &j);
 }

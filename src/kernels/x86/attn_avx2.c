@@ -37,25 +37,6 @@ static inline float hmax256(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-/* exp(x) on 8 lanes (Cephes expf: 2^n * p(r), |r| <= ln2/2), within 2 ulp of expf. Inputs are
- * clamped to [-87.3, 88.3] so 2^n stays a normal float; exp(0) is exactly 1. */
-static inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33654f)), _mm256_set1_ps(88.37626f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
 /* rows[0..n) = the block's key (or value) rows p0..p0+n-1 of this kv head as f32, then 8 rows
  * of zeros so that 8-key groups may run past the block's end. */
 static void load_block(const ops_attn_tile *t, const void *base, int64_t p0, int n, float *buf,
@@ -152,7 +133,7 @@ static float softmax_row(float *s, int64_t n) {
     for (; i < n; i++) m = s[i] > m ? s[i] : m;
     __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
     for (i = 0; i + 8 <= n; i += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
+        __m256 e = simd_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
         _mm256_storeu_ps(s + i, e);
         sum = _mm256_add_ps(sum, e);
     }
@@ -161,7 +142,7 @@ static float softmax_row(float *s, int64_t n) {
         __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         __m256 keep = _mm256_castsi256_ps(
             _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)), lane));
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
+        __m256 e = simd_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm));
         _mm256_storeu_ps(s + i, e);
         sum = _mm256_add_ps(sum, _mm256_and_ps(e, keep));
     }

@@ -1,4 +1,4 @@
-/* Vector code of the attention op for x86-64, compiled with AVX2+FMA+F16C (ops_avx2.c,
+/* Vector code of the ops for x86-64, compiled with AVX2+FMA+F16C (ops_avx2.c,
  * attn_avx2.c) and called only when cpu_get() says the CPU has them.
  *
  * Batch invariance: every sum has an order fixed by the query token alone (its own visible key
@@ -13,6 +13,9 @@
 #include "base/dtype.h"
 
 void ops_f32_to_f16_avx2(const float *x, uint16_t *y, int n);
+/* gate[i] = silu(gate[i]) * up[i] for i < n, with simd_exp256; a tail shorter than 8 runs
+ * through the same vector code, so each element's result depends on its inputs alone. */
+void ops_silu_mul_avx2(float *gate, const float *up, long n);
 
 /* A tile of attention work: nq consecutive query tokens of one sequence (positions ascending)
  * and the `group` query heads that share one kv head. Query i, head g is the row
