@@ -1,11 +1,14 @@
 /* Tests of the element-wise ops in kernels/ops.h whose vector paths differ from the scalar
  * reference: the SiLU gate (vector exp) against expf, and its batch invariance (an element's
  * result is the same wherever it falls in a row, a thread's share or a tail). */
-#include <cmocka.h>
-#include <setjmp.h>
+/* cmocka.h needs these before it */
+// clang-format off
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <cmocka.h>
+// clang-format on
 
 #include <math.h>
 #include <stdlib.h>
