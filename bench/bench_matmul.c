@@ -6,6 +6,7 @@
  *       -lm -lpthread -o build-mm/bench_matmul
  * Usage: bench_matmul [threads=2] [types=q4_1,q8_0,bf16] [isa list=all the CPU has]
  *        bench_matmul model [threads=2] [type=q4_1] [T=1] [isa=best]
+ * A type with a trailing "p" (bf16p, q8_0p) is repacked into the loader's panel layout first.
  * The first form runs each shape alone, so its weights stay in cache after the first call; the
  * second ("model") runs one decode step's matmuls over SmolLM2-135M's whole weight set (30
  * layers of q, k, v, o, gate, up, down in the type given, then the tied 49152 x 576 output in

@@ -4,16 +4,19 @@ figures and the ratios issue 2 sets targets on. llama.cpp is built outside this 
 LLAMA_CPP_BIN at the folder holding its llama-bench and llama-batched-bench.
 
   LLAMA_CPP_BIN=/path/to/llama.cpp/build/bin python3 bench/compare_llamacpp.py \
-      [--threads 2] [--models Q4_1,Q8_0,BF16] [--sglc build/sglc]
+      [--threads 2] [--models Q4_1,Q8_0,BF16] [--sglc build/sglc] [--repeats 3]
 
 Model files are SmolLM2-135M-Instruct.<TYPE>.gguf in $SGLC_CACHE (default ~/.cache/sglc).
 Targets: prefill 512 >= 1.25x llama-bench pp512; decode at batch 1 after 512 tokens of context
 >= 1.25x llama-bench tg128 at depth 512 (or >= 90% of the memory roofline, whichever is
-lower); decode at batch 16 >= 1.5x llama-batched-bench S_TG (npp 128, ntg 128, npl 16)."""
+lower); decode at batch 16 >= 1.5x llama-batched-bench S_TG (npp 128, ntg 128, npl 16).
+Each figure is the median of --repeats runs of each engine, taken in turns (sglc, llama.cpp,
+sglc, ...), because on a shared machine single runs swing by a third."""
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -65,6 +68,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default="Q4_1,Q8_0,BF16")
     ap.add_argument("--sglc", default=os.path.join(ROOT, "build", "sglc"))
+    ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     binp = os.environ.get("LLAMA_CPP_BIN")
     if not binp:
@@ -73,11 +77,17 @@ def main():
     print(f"{'model':6} {'test':28} {'sglc':>10} {'llama.cpp':>10} {'ratio':>7} target")
     for t in a.models.split(","):
         model = os.path.join(cache, f"SmolLM2-135M-Instruct.{t}.gguf")
-        ours = sglc_one_batch(a.sglc, model, a.threads, 1, 512, 128)
-        ours16 = sglc_one_batch(a.sglc, model, a.threads, 16, 128, 128)
-        pp = llama_bench(binp, model, a.threads, ["-p", "512", "-n", "0"])
-        tg = llama_bench(binp, model, a.threads, ["-p", "0", "-n", "128", "-d", "512"])
-        tg16 = llama_batched(binp, model, a.threads)
+        runs = []
+        for _ in range(a.repeats):
+            runs.append((sglc_one_batch(a.sglc, model, a.threads, 1, 512, 128),
+                         llama_bench(binp, model, a.threads, ["-p", "512", "-n", "0"]),
+                         llama_bench(binp, model, a.threads, ["-p", "0", "-n", "128", "-d", "512"]),
+                         sglc_one_batch(a.sglc, model, a.threads, 16, 128, 128),
+                         llama_batched(binp, model, a.threads)))
+        med = statistics.median
+        ours = {k: med(r[0][k] for r in runs) for k in runs[0][0]}
+        ours16 = {k: med(r[3][k] for r in runs) for k in runs[0][3]}
+        pp, tg, tg16 = (med(r[i] for r in runs) for i in (1, 2, 4))
         rows = [("prefill 512 (tok/s)", ours["prefill_tps"], pp, ">= 1.25"),
                 ("decode bs1 @512 (tok/s)", ours["decode_tps"], tg,
                  f">= 1.25 or >= 90% roofline (ours {ours.get('roofline_pct', 0):.0f}% of "

@@ -79,49 +79,13 @@ static inline int tile_tokens(int64_t T, int64_t n_tiles, int64_t i) {
     return (int)(T / n_tiles + (i < T % n_tiles));
 }
 
-/* One instance per (panels, tokens) shape used below, each with constant trip counts. */
-static void panel_tiles(const kern_mm_args *a, int np, int nt, int64_t o0, int64_t t0, bool pf) {
-#define TILE(P, T)                                                                                 \
-    case P * 8 + T:                                                                                \
-        if (pf)                                                                                    \
-            panel_tile(a, P, T, o0, t0, true);                                                     \
-        else                                                                                       \
-            panel_tile(a, P, T, o0, t0, false);                                                    \
-        break;
-    switch (np * 8 + nt) {
-        TILE(1, 1)
-        TILE(1, 2)
-        TILE(1, 3) TILE(1, 4) TILE(1, 5) TILE(1, 6) TILE(2, 1) TILE(2, 2) TILE(2, 3) TILE(3, 1)
-            TILE(4, 1) default : break;
-    }
-#undef TILE
-}
-
-void kern_mm_panel_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-    const int64_t T = t1 - t0;
-    /* few tokens: more panels per tile, so enough accumulators are in flight */
-    const int pw = T == 1 ? 4 : T <= 3 ? 2 : 1, tw = T <= 3 ? (int)T : TMAX;
-    const int64_t n_tiles = (T + tw - 1) / tw;
-    for (int64_t o = r0; o < r1; o += (int64_t)pw * PANEL) {
-        int np = (int)((r1 - o) / PANEL < pw ? (r1 - o) / PANEL : pw);
-        for (int64_t i = 0, t = t0; i < n_tiles; i++) {
-            int nt = tile_tokens(T, n_tiles, i);
-            panel_tiles(a, np, nt, o, t, T == 1);
-            t += nt;
-        }
-    }
-}
-
 /* ---- Q8_0 in panels of 8 rows (TL_PANEL8) ----
  * One 32-bit lane is one row: per group of 4 values, |w| times x with w's signs (the sign
  * trick of vpmaddubsw), pairs summed to int32 by vpmaddwd, added over the block's 8 groups
  * (exact); then once per block, for 8 rows at once, acc = fma(float(sum), d_w * d_x, acc).
  * The row layout spends a conversion, a multiply and an FMA per pair of rows and tokens per
  * block, and a horizontal sum per pair at the end; here they are shared by 8 rows. */
-#ifndef Q8_TMAX
-#define Q8_TMAX 5
-#endif
-enum { Q8_PANEL = 8, Q8_PMAX = 4, Q8_BLOCK_BYTES = 16 + 256 };
+enum { Q8_PANEL = 8, Q8_TMAX = 5, Q8_PMAX = 4, Q8_BLOCK_BYTES = 16 + 256 };
 
 static inline __attribute__((always_inline)) void q8_tile(const kern_mm_args *a, int np, int nt,
                                                           int64_t o0, int64_t t0, bool pf) {
@@ -187,38 +151,64 @@ static inline __attribute__((always_inline)) void q8_tile(const kern_mm_args *a,
             _mm256_storeu_ps(a->y + (t0 + t) * a->ldy + o0 + p * Q8_PANEL, acc[p][t]);
 }
 
-static void q8_tiles(const kern_mm_args *a, int np, int nt, int64_t o0, int64_t t0, bool pf) {
-#define TILE(P, T)                                                                                 \
+/* One instance per (panels, tokens) shape the driver uses, each with constant trip counts. */
+#define TILE(F, P, T)                                                                              \
     case P * 8 + T:                                                                                \
         if (pf)                                                                                    \
-            q8_tile(a, P, T, o0, t0, true);                                                        \
+            F(a, P, T, o0, t0, true);                                                              \
         else                                                                                       \
-            q8_tile(a, P, T, o0, t0, false);                                                       \
+            F(a, P, T, o0, t0, false);                                                             \
         break;
+
+typedef void (*panel_tiles_fn)(const kern_mm_args *a, int np, int nt, int64_t o0, int64_t t0,
+                               bool pf);
+
+// clang-format off
+static void bf16_tiles(const kern_mm_args *a, int np, int nt, int64_t o0, int64_t t0, bool pf) {
     switch (np * 8 + nt) {
-        TILE(1, 1)
-        TILE(1, 2) TILE(1, 3) TILE(1, 4)
-#if Q8_TMAX > 4
-            TILE(1, 5)
-#endif
-#if Q8_TMAX > 5
-                TILE(1, 6)
-#endif
-                    TILE(2, 1) TILE(2, 2) TILE(3, 1) TILE(4, 1) default : break;
+    TILE(panel_tile, 1, 1) TILE(panel_tile, 1, 2) TILE(panel_tile, 1, 3)
+    TILE(panel_tile, 1, 4) TILE(panel_tile, 1, 5) TILE(panel_tile, 1, 6)
+    TILE(panel_tile, 2, 1) TILE(panel_tile, 2, 2) TILE(panel_tile, 2, 3)
+    TILE(panel_tile, 3, 1) TILE(panel_tile, 4, 1)
+    default: break;
     }
-#undef TILE
 }
 
-void kern_mm_panel_q8_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+static void q8_tiles(const kern_mm_args *a, int np, int nt, int64_t o0, int64_t t0, bool pf) {
+    switch (np * 8 + nt) {
+    TILE(q8_tile, 1, 1) TILE(q8_tile, 1, 2) TILE(q8_tile, 1, 3)
+    TILE(q8_tile, 1, 4) TILE(q8_tile, 1, 5)
+    TILE(q8_tile, 2, 1) TILE(q8_tile, 2, 2)
+    TILE(q8_tile, 3, 1) TILE(q8_tile, 4, 1)
+    default: break;
+    }
+}
+// clang-format on
+#undef TILE
+
+/* Rows [r0, r1) x tokens [t0, t1) in tiles of panels x tokens: one token takes 4 panels (decode:
+ * enough chains in flight to hide the FMA latency, 4 weight streams, prefetched); up to
+ * `pair_max` tokens take 2 panels; more tokens take one panel and tiles of up to `tmax` tokens,
+ * split evenly. */
+static void panel_rows(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1,
+                       int panel_rows, int pair_max, int tmax, panel_tiles_fn tiles) {
     const int64_t T = t1 - t0;
-    const int pw = T == 1 ? 4 : T == 2 ? 2 : 1, tw = T <= 2 ? (int)T : Q8_TMAX;
+    const int pw = T == 1 ? 4 : T <= pair_max ? 2 : 1, tw = T <= pair_max ? (int)T : tmax;
     const int64_t n_tiles = (T + tw - 1) / tw;
-    for (int64_t o = r0; o < r1; o += (int64_t)pw * Q8_PANEL) {
-        int np = (int)((r1 - o) / Q8_PANEL < pw ? (r1 - o) / Q8_PANEL : pw);
+    for (int64_t o = r0; o < r1; o += (int64_t)pw * panel_rows) {
+        int np = (int)((r1 - o) / panel_rows < pw ? (r1 - o) / panel_rows : pw);
         for (int64_t i = 0, t = t0; i < n_tiles; i++) {
             int nt = tile_tokens(T, n_tiles, i);
-            q8_tiles(a, np, nt, o, t, T == 1);
+            tiles(a, np, nt, o, t, T == 1);
             t += nt;
         }
     }
+}
+
+void kern_mm_panel_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    panel_rows(a, r0, r1, t0, t1, PANEL, 3, TMAX, bf16_tiles);
+}
+
+void kern_mm_panel_q8_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+    panel_rows(a, r0, r1, t0, t1, Q8_PANEL, 2, Q8_TMAX, q8_tiles);
 }
