@@ -209,12 +209,15 @@ static void quantize_task(void *ctx, int ith, int nth) {
     quantize_rows(job, (void *)job->a.x, t0, t1);
 }
 
-static kern_mm_rows_fn panel_fn(tensor_layout layout, isa_level isa) {
+static kern_mm_rows_fn panel_fn(dtype_t type, isa_level isa) {
 #if defined(__x86_64__)
-    if (isa >= ISA_AVX2) return layout == TL_PANEL8 ? kern_mm_panel_q8_avx2 : kern_mm_panel_avx2;
+    if (isa >= ISA_AVX2)
+        return type == DT_Q8_0   ? kern_mm_panel_q8_avx2
+               : type == DT_Q4_1 ? kern_mm_panel_q4_1_avx2
+                                 : kern_mm_panel_avx2;
 #endif
     (void)isa;
-    return layout == TL_PANEL8 ? kern_mm_panel_q8_scalar : kern_mm_panel_scalar;
+    return type == DT_BF16 ? kern_mm_panel_scalar : kern_mm_panel8_scalar;
 }
 
 static void rows_task(void *ctx, int ith, int nth) {
@@ -292,7 +295,7 @@ int kern_matmul(backend *be, const tensor_view *W, const float *X, int64_t T, fl
 
     mm_job job = {0};
     job.isa = effective_isa(be);
-    job.rows = W->layout == TL_ROWS ? rows_fn(job.isa) : panel_fn(W->layout, job.isa);
+    job.rows = W->layout == TL_ROWS ? rows_fn(job.isa) : panel_fn(W->type, job.isa);
     job.row_align = W->layout == TL_PANEL16 ? 16 : 8;
     job.X = X;
     job.T = T;

@@ -44,9 +44,13 @@ void kern_quantize_w8a8_row(const float *w, int64_t n, int8_t *q, float *scale);
  *   one 32-bit lane is one row. With activations quantized per block of 32 (quant_act), per
  *   output:
  *     acc = 0; for b: acc = fma(float(sum_k q_w * q_x), d_w * d_x, acc)
+ * - TL_PANEL8, Q4_1: block b is the 8 rows' fp16 d, their fp16 m, then 4 chunks of 32 bytes,
+ *   chunk c holding row j's qs[4c..4c+3] at 4j (low nibbles: values 4c.., high: 16+4c..):
+ *     acc = macc = 0; for b: acc = fma(float(sum_k u_w * q_x), d_w * d_x, acc),
+ *     macc = fma(m_w, s_x, macc); y = acc + macc
  * Either is the same sequence on every path and in every tile (the scalar path gives the same
  * bits). A packed weight has the row layout's size.
- * True when W can be repacked: 2-D BF16 with n_out % 16 == 0 or Q8_0 with n_out % 8 == 0, on a
+ * True when W can be repacked: 2-D BF16 with n_out % 16 == 0 or Q8_0 / Q4_1 with n_out % 8 == 0, on a
  * CPU whose matmul has a kernel for the layout (x86 with AVX2). */
 bool kern_matmul_packable(const tensor_view *W);
 /* The layout kern_matmul_pack gives W's type (TL_ROWS when none). */
@@ -86,12 +90,14 @@ typedef void (*kern_mm_act_fn)(const float *x, void *row, int64_t n);
 
 void kern_mm_rows_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 void kern_mm_panel_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
-void kern_mm_panel_q8_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
-                             int64_t t1);
+void kern_mm_panel8_scalar(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
+                           int64_t t1);
 #if defined(__x86_64__)
 void kern_mm_panel_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 void kern_mm_panel_q8_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
                            int64_t t1);
+void kern_mm_panel_q4_1_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,
+                             int64_t t1);
 void kern_mm_rows_avx2(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 void kern_mm_act_avx2(const float *x, void *row, int64_t n);
 void kern_mm_rows_avx512(const kern_mm_args *a, int64_t r0, int64_t r1, int64_t t0,

@@ -2,7 +2,7 @@
  * every weight looked up by name, its shape checked against the config, and views kept into
  * the mapped file wherever the on-disk layout is the compute layout. Norm weights and biases
  * stored in 16-bit types are widened to float once; --quantization w8a8_int8 quantizes the
- * linear weights here, BF16 and Q8_0 linear weights are repacked into the matmul's panel layouts, and
+ * linear weights here, BF16, Q8_0 and Q4_1 linear weights are repacked into the matmul's panel layouts, and
  * either drops the mapped pages it copied from. */
 #include <errno.h>
 #include <jansson.h>
@@ -308,7 +308,7 @@ static int quantize_w8a8(loader *ld, const char *name, model_linear *l) {
     return 0;
 }
 
-/* Repacks a BF16 or Q8_0 weight into panels (kernels/matmul.h) when this CPU's matmul has a
+/* Repacks a BF16, Q8_0 or Q4_1 weight into panels (kernels/matmul.h) when this CPU's matmul has a
  * kernel for them; the copy replaces the mapped pages, so memory stays the file's size.
  * SGLC_REPACK=0 keeps the file's layout (to compare the two). */
 static int maybe_repack(loader *ld, const char *name, model_linear *l) {

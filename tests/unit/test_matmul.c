@@ -251,7 +251,7 @@ static void test_w8a8(void **state) {
     backend_destroy(be1);
 }
 
-/* BF16 in 16-row panels (TL_PANEL16) and Q8_0 in 8-row panels (TL_PANEL8): rows read back as
+/* BF16 in 16-row panels (TL_PANEL16), Q8_0 and Q4_1 in 8-row panels (TL_PANEL8): rows read back as
  * packed, every path against the reference, the scalar and AVX2 paths bit for bit (both run
  * one fma chain per output), and batch invariance. */
 static weight make_panel_weight(dtype_t type, int64_t n_out, int64_t n_in, unsigned seed) {
@@ -325,6 +325,7 @@ static void test_panel_layouts(void **state) {
     } else {
         check_panels(be, be1, DT_BF16);
         check_panels(be, be1, DT_Q8_0);
+        check_panels(be, be1, DT_Q4_1);
     }
     /* a layout is refused where it cannot hold: rows not a multiple of the panel, wrong type */
     weight w = make_weight(DT_BF16, 40, 64, 1);
