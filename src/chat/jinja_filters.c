@@ -361,7 +361,7 @@ static jv f_title(jrender *r, jv v) {
     bool at_start = true;
     for (size_t i = 0; i < s.u.s.n;) {
         size_t l;
-        bool delim = jpy_isspace_at(s.u.s.s, s.u.s.n, i, &l) || strchr("-({[<", s.u.s.s[i]) != NULL;
+        bool delim = jpy_isspace_at(s.u.s.s, s.u.s.n, i, &l) || jchar_in(s.u.s.s[i], "-({[<");
         if (s.u.s.s[i] == 0) delim = false;
         if (!delim) {
             int32_t cp;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "chat/jinja.h"
 
@@ -38,6 +39,10 @@ char *jstrndup(jctx *c, const char *s, size_t n);
  * repeating empty values) is bounded as surely as work the arena bounds. */
 void jctx_work(jctx *c, uint64_t units);
 #define JWORK_BYTES(n) (1 + (uint64_t)(n) / 64)
+
+/* True when c is one of set's characters; never for NUL (strchr finds the terminator), which
+ * templates may contain. */
+static inline bool jchar_in(char c, const char *set) { return c && strchr(set, c) != NULL; }
 
 /* ---- growable byte buffer (arena backed) ---- */
 typedef struct {

@@ -752,7 +752,7 @@ jv jinja_printf(jrender *r, jv fmt, const jargs *a) {
         if (++i >= n) jfail(r->c, JINJA_ERR_RENDER, "incomplete format");
         char spec[32] = "%";
         size_t k = 1;
-        while (i < n && strchr("-+ #0123456789.", p[i]) && k < sizeof spec - 4) spec[k++] = p[i++];
+        while (i < n && jchar_in(p[i], "-+ #0123456789.") && k < sizeof spec - 4) spec[k++] = p[i++];
         if (i >= n) jfail(r->c, JINJA_ERR_RENDER, "incomplete format");
         char conv = p[i];
         if (conv == '%') {
@@ -784,9 +784,9 @@ jv jinja_printf(jrender *r, jv fmt, const jargs *a) {
             for (long q = 0; !left && q < padn; q++) jbuf_putc(r->c, &b, ' ');
             jbuf_put(r->c, &b, t.p ? t.p : "", nbytes);
             for (long q = 0; left && q < padn; q++) jbuf_putc(r->c, &b, ' ');
-        } else if (strchr("dif", conv) || strchr("eEgGxXo", conv)) {
+        } else if (jchar_in(conv, "difeEgGxXo")) {
             if (!jv_is_number(v)) type_err(r, "a real number is required", v);
-            if (strchr("dixXo", conv)) {
+            if (jchar_in(conv, "dixXo")) {
                 spec[k++] = 'l';
                 spec[k++] = 'l';
                 spec[k++] = conv == 'i' ? 'd' : conv;
@@ -801,7 +801,11 @@ jv jinja_printf(jrender *r, jv fmt, const jargs *a) {
                 jbuf_printf(r->c, &b, spec, jv_num(v));
             }
         } else {
-            jfail(r->c, JINJA_ERR_RENDER, "unsupported format character '%c'", conv);
+            if (conv > ' ' && conv < 0x7f)
+                jfail(r->c, JINJA_ERR_RENDER, "unsupported format character '%c' (0x%x)", conv,
+                      (unsigned)conv);
+            jfail(r->c, JINJA_ERR_RENDER, "unsupported format character 0x%02x",
+                  (unsigned char)conv);
         }
     }
     if (ai < a->npos)

@@ -324,6 +324,14 @@ static void test_limits(void **state) {
         assert_int_equal(run(busy[i], NULL, &busy_lim, err, sizeof err, NULL), JINJA_ERR_RENDER);
         if (!strstr(err, "too long")) fail_msg("case %zu: %s", i, err);
     }
+    /* a NUL inside a %-format is an unsupported conversion, never part of a printf format */
+    static const char nul_fmt[] = "{{ '%9\0\0e' % 3 }}{{ '%\0' % 1 }}";
+    jinja_template *nt;
+    assert_int_equal(jinja_parse(nul_fmt, sizeof nul_fmt - 1, &nt, err, sizeof err), JINJA_OK);
+    char *nout = NULL;
+    assert_int_equal(jinja_render(nt, NULL, NULL, &nout, NULL, err, sizeof err), JINJA_ERR_RENDER);
+    assert_non_null(strstr(err, "unsupported format character 0x00"));
+    jinja_free(nt);
     /* ...and a real template's work fits well inside the default bound */
     assert_int_equal(run("{{ '' * 3 }}{{ (range(50)|list)|unique|list|length }}", NULL, &lim, err,
                          sizeof err, NULL),
