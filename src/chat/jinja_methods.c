@@ -761,6 +761,18 @@ jv jinja_printf(jrender *r, jv fmt, const jargs *a) {
         }
         if (ai >= a->npos) jfail(r->c, JINJA_ERR_RENDER, "not enough arguments for format string");
         jv v = a->pos[ai++];
+        /* width and precision, bounded before any use (printf's own are ints) */
+        const char *dot = strchr(spec, '.');
+        long width = 0, prec = -1;
+        for (const char *q = spec + 1; *q && q != dot; q++)
+            if (*q >= '0' && *q <= '9' && (width = width * 10 + (*q - '0')) > 100000)
+                jfail(r->c, JINJA_ERR_RENDER, "format width too large");
+        if (dot) {
+            prec = 0;
+            for (const char *q = dot + 1; *q >= '0' && *q <= '9'; q++)
+                if ((prec = prec * 10 + (*q - '0')) > 100000)
+                    jfail(r->c, JINJA_ERR_RENDER, "format precision too large");
+        }
         if (conv == 's' || conv == 'r') {
             jbuf t = {0};
             if (conv == 's')
@@ -769,18 +781,12 @@ jv jinja_printf(jrender *r, jv fmt, const jargs *a) {
                 jv_repr_to(r->c, &t, v);
             /* width and precision count characters, as Python's % does */
             bool left = strchr(spec, '-') != NULL;
-            const char *dot = strchr(spec, '.');
-            long width = 0, prec = -1;
-            for (const char *q = spec + 1; *q && q != dot; q++)
-                if (*q >= '0' && *q <= '9') width = width * 10 + (*q - '0');
-            if (dot) prec = strtol(dot + 1, NULL, 10);
             size_t nbytes = t.n, nchars = jutf8_len(t.p ? t.p : "", t.n);
             if (prec >= 0 && (size_t)prec < nchars) {
                 nbytes = jutf8_offset(t.p, t.n, (size_t)prec);
                 nchars = (size_t)prec;
             }
             long padn = width > (long)nchars ? width - (long)nchars : 0;
-            if (padn > 100000) jfail(r->c, JINJA_ERR_RENDER, "format width too large");
             for (long q = 0; !left && q < padn; q++) jbuf_putc(r->c, &b, ' ');
             jbuf_put(r->c, &b, t.p ? t.p : "", nbytes);
             for (long q = 0; left && q < padn; q++) jbuf_putc(r->c, &b, ' ');

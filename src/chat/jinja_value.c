@@ -91,11 +91,19 @@ void jbuf_puts(jctx *c, jbuf *b, const char *s) { jbuf_put(c, b, s, strlen(s)); 
 void jbuf_putc(jctx *c, jbuf *b, char ch) { jbuf_put(c, b, &ch, 1); }
 void jbuf_printf(jctx *c, jbuf *b, const char *fmt, ...) {
     char tmp[512];
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
+    va_copy(again, ap);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n > 0) jbuf_put(c, b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n > 0 && (size_t)n < sizeof tmp) {
+        jbuf_put(c, b, tmp, (size_t)n);
+    } else if (n > 0) { /* a wide field: format it again into arena memory of its size */
+        char *big = jarena_alloc(c, (size_t)n + 1);
+        vsnprintf(big, (size_t)n + 1, fmt, again);
+        jbuf_put(c, b, big, (size_t)n);
+    }
+    va_end(again);
 }
 
 /* ---- constructors ---- */

@@ -332,6 +332,19 @@ static void test_limits(void **state) {
     assert_int_equal(jinja_render(nt, NULL, NULL, &nout, NULL, err, sizeof err), JINJA_ERR_RENDER);
     assert_non_null(strstr(err, "unsupported format character 0x00"));
     jinja_free(nt);
+    /* a wide numeric field comes out whole */
+    char *wide = NULL;
+    assert_int_equal(run("{{ '%2000d' % 7 }}", NULL, NULL, err, sizeof err, &wide), JINJA_OK);
+    assert_int_equal(strlen(wide), 2000);
+    assert_int_equal(wide[1999], '7');
+    free(wide);
+    /* widths and precisions are bounded before they reach printf or an int */
+    assert_int_equal(run("{{ '%98886444444444444440s' % 3 }}", NULL, NULL, err, sizeof err, NULL),
+                     JINJA_ERR_RENDER);
+    assert_non_null(strstr(err, "width too large"));
+    assert_int_equal(run("{{ '%.98886444444444444440f' % 3 }}", NULL, NULL, err, sizeof err, NULL),
+                     JINJA_ERR_RENDER);
+    assert_non_null(strstr(err, "precision too large"));
     /* ...and a real template's work fits well inside the default bound */
     assert_int_equal(run("{{ '' * 3 }}{{ (range(50)|list)|unique|list|length }}", NULL, &lim, err,
                          sizeof err, NULL),
