@@ -18,20 +18,7 @@
 #include "base/cpu.h"
 #include "kernels/backend.h"
 #include "kernels/ops.h"
-
-static float frand(unsigned *s) {
-    *s = *s * 1664525u + 1013904223u;
-    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-/* base/threadpool.c's helpers read the pool's start generation only once running, so a job
- * submitted before they start can be missed; give them time to start. */
-static backend *new_backend(int n_threads) {
-    backend *be = backend_create_cpu(n_threads);
-    struct timespec ts = {0, 50 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    return be;
-}
+#include "kernel_test_util.h"
 
 /* n_seq sequences of len[s] positions each, all keys already in the cache; slots of the
  * sequences are interleaved (slot = position * n_seq + s, reversed) as a paged pool would. */

@@ -18,23 +18,10 @@
 #include "kernels/kquants.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "kernel_test_util.h"
 
 static const dtype_t all_types[] = {DT_F32,  DT_F16,  DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1,
                                     DT_Q5_0, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K};
-
-static float frand(unsigned *s) {
-    *s = *s * 1664525u + 1013904223u;
-    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-/* base/threadpool.c's helpers read the pool's start generation only once running, so a job
- * submitted before they start can be missed (reported to its owner); give them time to start. */
-static backend *new_backend(int n_threads) {
-    backend *be = backend_create_cpu(n_threads);
-    struct timespec ts = {0, 50 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    return be;
-}
 
 static bool is_kquant(dtype_t t) { return t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K; }
 static bool is_float(dtype_t t) { return t == DT_F32 || t == DT_F16 || t == DT_BF16; }

@@ -18,18 +18,7 @@
 #include "base/cpu.h"
 #include "kernels/backend.h"
 #include "kernels/ops.h"
-
-static float frand(unsigned *s) {
-    *s = *s * 1664525u + 1013904223u;
-    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
-
-static backend *new_backend(int n_threads) {
-    backend *be = backend_create_cpu(n_threads);
-    struct timespec ts = {0, 50 * 1000 * 1000}; /* let the pool's helpers start */
-    nanosleep(&ts, NULL);
-    return be;
-}
+#include "kernel_test_util.h"
 
 static void test_silu_mul(void **state) {
     (void)state;

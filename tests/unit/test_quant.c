@@ -14,11 +14,7 @@
 #include "base/fp16.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
-
-static float frand(unsigned *s) {
-    *s = *s * 1664525u + 1013904223u;
-    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
-}
+#include "kernel_test_util.h"
 
 static void test_q4_0_layout(void **state) {
     (void)state;
