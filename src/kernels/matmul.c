@@ -288,15 +288,15 @@ int kern_matmul(backend *be, const tensor_view *W, const float *X, int64_t T, fl
     if (n <= 0 || n_out <= 0 || row_bytes == 0 || !W->data) return -1;
     if (W->nbytes && W->nbytes < row_bytes * (size_t)n_out) return -1;
     if (T == 0) return 0;
-    if (W->layout != TL_ROWS) {
-        const int64_t rows = W->layout == TL_PANEL16 ? 16 : 8;
-        if (W->layout != kern_matmul_pack_layout(W->type) || n_out % rows) return -1;
-    }
+    const int64_t panel_rows = kern_matmul_panel_rows(W->layout);
+    if (W->layout != TL_ROWS &&
+        (W->layout != kern_matmul_pack_layout(W->type) || n_out % panel_rows))
+        return -1;
 
     mm_job job = {0};
     job.isa = effective_isa(be);
     job.rows = W->layout == TL_ROWS ? rows_fn(job.isa) : panel_fn(W->type, job.isa);
-    job.row_align = W->layout == TL_PANEL16 ? 16 : 8;
+    job.row_align = panel_rows > 8 ? panel_rows : 8; /* 8: every row-layout tile divides it */
     job.X = X;
     job.T = T;
     job.n_out = n_out;

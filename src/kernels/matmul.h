@@ -53,6 +53,10 @@ void kern_quantize_w8a8_row(const float *w, int64_t n, int8_t *q, float *scale);
  * True when W can be repacked: 2-D BF16 with n_out % 16 == 0 or Q8_0 / Q4_1 with n_out % 8 == 0, on a
  * CPU whose matmul has a kernel for the layout (x86 with AVX2). */
 bool kern_matmul_packable(const tensor_view *W);
+/* Rows of one panel of a layout (16, 8; 1 for TL_ROWS). */
+static inline int64_t kern_matmul_panel_rows(tensor_layout layout) {
+    return layout == TL_PANEL16 ? 16 : layout == TL_PANEL8 ? 8 : 1;
+}
 /* The layout kern_matmul_pack gives W's type (TL_ROWS when none). */
 tensor_layout kern_matmul_pack_layout(dtype_t type);
 /* Writes W (TL_ROWS) repacked into dst (W->nbytes bytes, not overlapping). */

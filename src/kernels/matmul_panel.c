@@ -27,7 +27,7 @@ tensor_layout kern_matmul_pack_layout(dtype_t type) {
 bool kern_matmul_packable(const tensor_view *W) {
     if (W->layout != TL_ROWS || W->ne[2] != 1 || W->ne[3] != 1 || W->ne[0] <= 0) return false;
     const tensor_layout l = kern_matmul_pack_layout(W->type);
-    if (l == TL_ROWS || W->ne[1] % (l == TL_PANEL16 ? PANEL : PANEL_Q8)) return false;
+    if (l == TL_ROWS || W->ne[1] % kern_matmul_panel_rows(l)) return false;
     if (W->ne[1] <= 0 || W->ne[0] % dtype_block_elems(W->type)) return false;
 #if defined(__x86_64__)
     return cpu_get()->best >= ISA_AVX2;
