@@ -186,16 +186,28 @@ static void test_batch_radix_chunk64_page16(void **state) {
     assert_true(st.cached_tokens_total > 0);
 }
 
+/* Retraction needs the 8 requests to run at once; on a loaded machine the submitting thread
+ * can be descheduled between submissions long enough for the first requests to finish alone
+ * (seen about once in ten parallel ctest runs). So the batch runs again, up to 5 times, until
+ * it did overlap; every run still checks its outputs against the requests alone. */
+static void check_retraction(int page, int64_t chunk, bool radix, int64_t max_total,
+                             engine_stats *st) {
+    for (int attempt = 0; attempt < 5; attempt++) {
+        check_batch(page, chunk, radix, max_total, st);
+        if (st->retractions > 0) return;
+    }
+}
+
 static void test_retraction(void **state) {
     (void)state;
     engine_stats st;
     /* 8 requests need ~900 tokens; 420 forces retraction (and eviction with the cache on) */
-    check_batch(1, 64, true, 420, &st);
+    check_retraction(1, 64, true, 420, &st);
     assert_true(st.retractions > 0);
     assert_true(st.evicted_tokens > 0);
-    check_batch(16, 64, true, 320, &st);
+    check_retraction(16, 64, true, 320, &st);
     assert_true(st.retractions > 0);
-    check_batch(1, -1, false, 240, &st);
+    check_retraction(1, -1, false, 240, &st);
     assert_true(st.retractions > 0);
 }
 
@@ -224,8 +236,9 @@ static void test_cached_tokens(void **state) {
     engine_stop(e);
 }
 
-static void test_aborts_no_leak(void **state) {
-    (void)state;
+/* One run of aborts in every state on a pool small enough to retract; returns the run's
+ * retraction count (the run overlaps its requests unless the submitter was descheduled). */
+static int64_t aborts_run(void) {
     engine *e = start(1, 64, true, 300);
     engine_sampling s;
     greedy(&s, 40);
@@ -256,12 +269,20 @@ static void test_aborts_no_leak(void **state) {
     engine_stats st;
     engine_get_stats(e, &st);
     assert_int_equal(st.requests_aborted, 3);
-    assert_true(st.retractions > 0);
+    const int64_t retractions = st.retractions;
     assert_int_equal(engine_abort(e, 999999), -1);
     assert_no_leak(e);
     engine_get_stats(e, &st);
     assert_int_equal(st.used_tokens, 0);
     engine_stop(e);
+    return retractions;
+}
+
+static void test_aborts_no_leak(void **state) {
+    (void)state;
+    int64_t retractions = 0;
+    for (int attempt = 0; attempt < 5 && retractions == 0; attempt++) retractions = aborts_run();
+    assert_true(retractions > 0); /* see check_retraction for why a run may not overlap */
 }
 
 static void test_sampling_options(void **state) {
